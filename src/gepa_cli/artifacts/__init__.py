@@ -1,0 +1,1 @@
+"""The run directory: event feeds, ledgers, registry, frontier, checkpoint, manifest."""

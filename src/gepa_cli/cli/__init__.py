@@ -1,0 +1,1 @@
+"""The `gepa-cli` command tree: thin Typer commands over library functions."""

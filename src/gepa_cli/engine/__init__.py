@@ -1,0 +1,1 @@
+"""The GEPA algorithm: pure Python, no IO, no clock, no threads."""

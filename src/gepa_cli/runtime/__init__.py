@@ -1,0 +1,1 @@
+"""Everything that talks to the outside: container client and launcher, proposers, cache."""

@@ -16,8 +16,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench cookbooks
+	$(BIN)/ruff format --check src tests bench cookbooks
 	$(BIN)/mypy src
 
 clean:

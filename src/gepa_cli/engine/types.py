@@ -82,6 +82,9 @@ class ExampleResult:
     inputs: Mapping[str, Any] = field(default_factory=dict)  # task fields of the dataset row
     trace: Any = None  # only when traces were asked for
     error: str | None = None  # "ErrorClass: message" for failed rollouts
+    # runtime facts the engine ignores but the ledger records: cache action, latency,
+    # attempts, rollout id. Never part of a decision, so never part of determinism.
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Evaluator(Protocol):

@@ -99,9 +99,19 @@ def config_from_dict(
         _set(data, dotted, _absolute(value) if dotted in PATH_FIELDS else value)
         origin[dotted] = "command-line flag"
     try:
-        return GepaConfig.model_validate(data)
+        config = GepaConfig.model_validate(data)
     except ValidationError as exc:
         raise _explain(exc, source, origin) from None
+    cache = config.cache
+    if cache.mode == "readonly" and not cache.path.is_dir():
+        mode_from = origin.get("cache.mode", source)
+        raise ConfigError(
+            f"{source}: 'cache.path' {cache.path} does not exist, but cache mode is readonly "
+            f"(from {mode_from}) and replays from an existing cache",
+            hint="record one with mode 'readwrite' first, or point cache.path at it",
+            field="cache.path",
+        )
+    return config
 
 
 def reject_secrets(node: Any, source: str, prefix: str = "") -> None:

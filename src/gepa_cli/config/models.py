@@ -298,15 +298,6 @@ class CacheConfig(Section):
             )
         return value
 
-    @model_validator(mode="after")
-    def _readonly_needs_path(self) -> CacheConfig:
-        if self.mode == "readonly" and not self.path.is_dir():
-            raise ValueError(
-                f"mode 'readonly' needs an existing cache directory, but {self.path} does not "
-                "exist (record one with mode = 'readwrite' first, or fix path)"
-            )
-        return self
-
 
 class GepaConfig(Section):
     run: RunConfig = Field(default_factory=RunConfig)

@@ -116,7 +116,8 @@ class JsonlLedger:
         self.close()
 
 
-def _truncate_to(path: Path, offset: LedgerOffset) -> None:
+def check_offset(path: Path, offset: LedgerOffset) -> None:
+    """Raise `ResumeError` unless ``path`` can be truncated back to ``offset``."""
     size = path.stat().st_size if path.exists() else 0
     if size < offset.bytes:
         raise ResumeError(
@@ -131,6 +132,10 @@ def _truncate_to(path: Path, offset: LedgerOffset) -> None:
                     f"ledger {path}: checkpoint offset {offset.bytes} is not at a line end",
                     hint="the run directory was modified after the checkpoint; start a new run",
                 )
+
+
+def _truncate_to(path: Path, offset: LedgerOffset) -> None:
+    check_offset(path, offset)
     with open(path, "ab") as handle:
         handle.truncate(offset.bytes)
         handle.flush()

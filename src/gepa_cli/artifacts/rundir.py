@@ -17,7 +17,7 @@ from typing import Any
 
 from gepa_cli.artifacts.atomic import write_json_atomic
 from gepa_cli.artifacts.events import normalize_file
-from gepa_cli.artifacts.ledger import JsonlLedger, LedgerOffset
+from gepa_cli.artifacts.ledger import JsonlLedger, LedgerOffset, check_offset
 from gepa_cli.artifacts.liveness import LOCK_NAME, RunLock, lock_status
 from gepa_cli.errors import ResumeError
 
@@ -129,18 +129,22 @@ class RunDirectory:
 
     def open_ledgers(self, resume_from: Mapping[str, Any] | None = None) -> Ledgers:
         """Open the four ledgers, fresh or truncated back to checkpointed offsets."""
-        ledgers = {}
-        for name in LEDGER_NAMES:
-            offset = None
-            if resume_from is not None:
+        offsets: dict[str, LedgerOffset | None] = dict.fromkeys(LEDGER_NAMES)
+        if resume_from is not None:
+            # every offset is checked before any ledger is truncated
+            for name in LEDGER_NAMES:
                 raw = resume_from.get(name)
                 if raw is None:
                     raise ResumeError(
                         f"checkpoint of {self.root} records no offset for {name}",
                         hint="the checkpoint is from another version; start a new run",
                     )
-                offset = LedgerOffset.model_validate(raw)
-            ledgers[name] = JsonlLedger(self.root / name, resume_from=offset)
+                offsets[name] = offset = LedgerOffset.model_validate(raw)
+                check_offset(self.root / name, offset)
+        ledgers = {
+            name: JsonlLedger(self.root / name, resume_from=offset)
+            for name, offset in offsets.items()
+        }
         return Ledgers(ledgers)
 
     def write_json(self, name: str, data: Any) -> Path:

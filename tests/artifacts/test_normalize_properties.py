@@ -12,7 +12,7 @@ from gepa_cli.artifacts.ledger import dumps_line
 
 keys = st.sampled_from(["score", "ts", "latency_ms", "url", "text", "cache_action", "seed"])
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=4),
     max_leaves=12,
 )

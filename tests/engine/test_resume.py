@@ -19,7 +19,9 @@ from .fakes import (
     make_run,
 )
 
-TASK = PhraseTask(modules=("planner", "writer"), tokens_per_example=3, n_tokens=12, forbidden_per_example=3)
+TASK = PhraseTask(
+    modules=("planner", "writer"), tokens_per_example=3, n_tokens=12, forbidden_per_example=3
+)
 SETTINGS = EngineSettings(
     max_total_rollouts=300,
     minibatch_size=3,

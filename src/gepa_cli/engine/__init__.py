@@ -1,1 +1,50 @@
 """The GEPA algorithm: pure Python, no IO, no clock, no threads."""
+
+from gepa_cli.engine.budget import BudgetPreview, Ledger, preview_budget
+from gepa_cli.engine.checkpoint import SNAPSHOT_FORMAT
+from gepa_cli.engine.events import EVENT_TYPES
+from gepa_cli.engine.loop import GepaEngine
+from gepa_cli.engine.result import EngineResult
+from gepa_cli.engine.settings import EngineSettings
+from gepa_cli.engine.state import Candidate, EngineState, content_hash
+from gepa_cli.engine.types import (
+    CheckpointSink,
+    Control,
+    EvaluationRequest,
+    Evaluator,
+    EventSink,
+    ExampleResult,
+    ProposalRequest,
+    ProposalResult,
+    Proposer,
+    ReflectiveRecord,
+    Usage,
+)
+from gepa_cli.engine.validation import FullValidation, ValidationPolicy
+
+__all__ = [
+    "EVENT_TYPES",
+    "SNAPSHOT_FORMAT",
+    "BudgetPreview",
+    "Candidate",
+    "CheckpointSink",
+    "Control",
+    "EngineResult",
+    "EngineSettings",
+    "EngineState",
+    "EvaluationRequest",
+    "Evaluator",
+    "EventSink",
+    "ExampleResult",
+    "FullValidation",
+    "GepaEngine",
+    "Ledger",
+    "ProposalRequest",
+    "ProposalResult",
+    "Proposer",
+    "ReflectiveRecord",
+    "Usage",
+    "ValidationPolicy",
+    "content_hash",
+    "preview_budget",
+]

@@ -150,3 +150,10 @@ class Control(Protocol):
     def stop_requested(self) -> str | None:
         """A reason ("stop_file", "interrupted", "cancelled") or None."""
         ...
+
+
+class CheckpointSink(Protocol):
+    def save_checkpoint(self, snapshot: Mapping[str, Any]) -> None:
+        """Persist a JSON-serializable engine snapshot (called right after the
+        ``checkpoint`` event it belongs to was emitted)."""
+        ...

@@ -1,0 +1,137 @@
+"""The engine's own view of the [gepa] config section.
+
+The engine must not depend on pydantic or the config package, so it keeps a plain
+frozen dataclass with the same field names and re-checks the few rules it relies on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gepa_cli.errors import ConfigError
+
+CANDIDATE_SELECTORS = ("pareto", "current_best", "epsilon_greedy", "top_k_pareto")
+FRONTIER_TYPES = ("instance", "objective", "hybrid")
+ACCEPTANCE_RULES = ("strict_improvement", "improvement_or_equal")
+COMPONENT_SELECTORS = ("round_robin", "all")
+VALIDATION_POLICIES = ("full",)
+
+# Fields a resumed run may change (raise a budget to continue); every other field
+# decides the search itself and must match the checkpoint.
+BUDGET_FIELDS = frozenset(
+    {
+        "max_total_rollouts",
+        "max_train_rollouts",
+        "max_heldout_rollouts",
+        "max_cost_usd",
+        "max_tokens",
+        "max_wall_seconds",
+        "max_proposals",
+        "stop_after_no_improvement",
+        "stop_at_score",
+    }
+)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    # budgets
+    max_total_rollouts: int | None = None
+    max_train_rollouts: int | None = None
+    max_heldout_rollouts: int | None = None
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+    max_wall_seconds: float | None = None
+    max_proposals: int | None = None
+    # reservations made before work is dispatched
+    est_cost_per_rollout_usd: float = 0.0
+    est_cost_per_proposal_usd: float = 0.0
+    est_tokens_per_rollout: int = 0
+    est_tokens_per_proposal: int = 0
+    est_seconds_per_rollout: float = 0.0
+    est_seconds_per_proposal: float = 0.0
+    # algorithm
+    minibatch_size: int = 3
+    candidate_selector: str = "pareto"
+    epsilon: float = 0.1
+    top_k: int = 3
+    frontier_type: str = "instance"
+    acceptance: str = "strict_improvement"
+    component_selector: str = "round_robin"
+    validation_policy: str = "full"
+    use_merge: bool = False
+    max_merge_invocations: int = 5
+    merge_subsample_size: int = 5
+    skip_perfect_score: bool = True
+    perfect_score: float = 1.0
+    # stop rules
+    stop_after_no_improvement: int | None = None
+    stop_at_score: float | None = None
+    max_consecutive_proposer_failures: int = 5
+    # iterations in a row that spend nothing new (duplicate proposals, perfect parents)
+    max_consecutive_noop_iterations: int = 25
+
+    def __post_init__(self) -> None:
+        self._check()
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> EngineSettings:
+        """Build from a mapping such as ``config.gepa.model_dump()``; non-engine keys
+        (``rollout_submission_mode``, ``pipeline``, ...) are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def _check(self) -> None:
+        choices = (
+            ("candidate_selector", CANDIDATE_SELECTORS),
+            ("frontier_type", FRONTIER_TYPES),
+            ("acceptance", ACCEPTANCE_RULES),
+            ("component_selector", COMPONENT_SELECTORS),
+            ("validation_policy", VALIDATION_POLICIES),
+        )
+        for name, allowed in choices:
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(
+                    f"[gepa] {name} = {value!r} is not supported",
+                    hint=f"use one of {', '.join(allowed)}",
+                )
+        positive = (
+            "minibatch_size",
+            "top_k",
+            "merge_subsample_size",
+            "max_consecutive_proposer_failures",
+            "max_consecutive_noop_iterations",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"[gepa] {name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ConfigError(f"[gepa] epsilon must be within [0, 1], got {self.epsilon}")
+        if self.max_merge_invocations < 0:
+            raise ConfigError("[gepa] max_merge_invocations must be >= 0")
+        pairs = (
+            ("max_cost_usd", "est_cost_per_rollout_usd", "est_cost_per_proposal_usd"),
+            ("max_tokens", "est_tokens_per_rollout", "est_tokens_per_proposal"),
+            ("max_wall_seconds", "est_seconds_per_rollout", "est_seconds_per_proposal"),
+        )
+        for limit, per_rollout, per_proposal in pairs:
+            if getattr(self, limit) is None:
+                continue
+            for estimate in (per_rollout, per_proposal):
+                if getattr(self, estimate) <= 0:
+                    raise ConfigError(
+                        f"[gepa] {limit} is set, so {estimate} must be > 0",
+                        hint="it is the reservation made before work is dispatched",
+                    )
+
+    def changed_search_fields(self, other: EngineSettings) -> list[str]:
+        """Fields outside the budgets that differ: a resume cannot change these."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return sorted(k for k in mine if k not in BUDGET_FIELDS and mine[k] != theirs[k])

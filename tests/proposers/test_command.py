@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +51,14 @@ print("ValueError: the model name is unknown", file=sys.stderr)
 sys.exit(3)
 """
 
-# the child writes its pid and its own child's pid, then outlives any test timeout
+# the child writes its pid and its own child's pid, then outlives any test timeout; the
+# grandchild lets go of the pipes, so only a kill of the whole group can stop it
 SLEEPING_PROGRAM = """\
 import subprocess, sys, time
-grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+grandchild = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(60)"],
+    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+)
 with open("pids.tmp", "w") as handle:
     handle.write(f"{__import__('os').getpid()} {grandchild.pid}")
 __import__("os").replace("pids.tmp", "pids.txt")
@@ -145,9 +151,22 @@ async def test_timeout_kills_the_child_and_its_children(tmp_path: Path) -> None:
     with pytest.raises(ProposerError, match=r"timed out after 1\.5 s"):
         await proposer.propose(make_request())
     child, grandchild = (int(pid) for pid in (tmp_path / "pids.txt").read_text().split())
-    with pytest.raises(ProcessLookupError):
-        os.kill(child, 0)  # reaped, not a zombie
-    assert not alive(grandchild)
+    try:
+        with pytest.raises(ProcessLookupError):
+            os.kill(child, 0)  # reaped, not a zombie
+        assert gone_soon(grandchild)
+    finally:
+        if alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
+
+
+def gone_soon(pid: int) -> bool:
+    """Whether ``pid`` dies within a few seconds (a SIGKILL lands asynchronously)."""
+    for _ in range(200):
+        if not alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def alive(pid: int) -> bool:

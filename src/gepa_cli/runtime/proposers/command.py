@@ -12,6 +12,7 @@ known cost of 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -30,6 +31,7 @@ from gepa_cli.runtime.proposers.prompt import parse_answer, records_as_json, ren
 BOUNDARY = "proposer.command"
 PYTHON = "{python}"
 _NAME_CHARS = 80
+_REAP_SECONDS = 5.0
 _STDERR_TAIL_LINES = 5
 _STDERR_TAIL_CHARS = 400
 _POSIX = os.name == "posix"
@@ -171,8 +173,11 @@ async def _kill(process: asyncio.subprocess.Process) -> None:
             process.kill()
     except (ProcessLookupError, PermissionError):
         pass
-    # reap it, so the child is gone rather than a zombie
-    await process.wait()
+    # reap it, so the child is gone rather than a zombie. asyncio's wait() also waits for
+    # the pipes to close, which a grandchild that left the group (setsid) could hold open
+    # for ever; the bound keeps a stuck run moving at the price of a lingering process.
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(process.wait(), timeout=_REAP_SECONDS)
 
 
 def stderr_tail(stderr: bytes) -> str:

@@ -18,8 +18,7 @@ from gepa_cli.runtime.boundary import NoCache
 from gepa_cli.runtime.proposers import build_proposer
 from gepa_cli.runtime.proposers.command import CommandProposer
 
-from .conftest import MemoryCache
-from .support import CURRENT, make_request
+from .support import CURRENT, MemoryCache, make_request
 
 # echoes stdin to a file and answers with a fenced block naming where it ran
 TEXT_PROGRAM = """\

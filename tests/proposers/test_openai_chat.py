@@ -12,8 +12,7 @@ from gepa_cli.errors import ConfigError, ProposerError
 from gepa_cli.runtime.boundary import NoCache
 from gepa_cli.runtime.proposers import DEFAULT_TEMPLATE, OpenAIChatProposer, build_proposer
 
-from .conftest import ChatServer, MemoryCache
-from .support import CURRENT, Reply, completion, make_request
+from .support import CURRENT, ChatServer, MemoryCache, Reply, completion, make_request
 
 NEW_TEXT = "Classify the message into one banking intent; top-ups by transfer are transfers."
 ANSWER = f"I tightened the rules.\n\n```text\n{NEW_TEXT}\n```\n"

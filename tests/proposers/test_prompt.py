@@ -65,7 +65,7 @@ def test_text_with_backticks_gets_a_longer_fence() -> None:
         ),
         ("````\nUse:\n```json\n{}\n```\nthen stop.\n````", "Use:\n```json\n{}\n```\nthen stop."),
         ("```\r\nWindows lines.\r\n```\r\n", "Windows lines."),
-        ("```\n\n  indented first line\n\n```", "  indented first line"),
+        ("```\n\n \t\n  indented first line\n\n```", "  indented first line"),
     ],
 )
 def test_answer_text_is_the_last_complete_fenced_block(answer: str, expected: str) -> None:

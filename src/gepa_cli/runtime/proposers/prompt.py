@@ -197,7 +197,11 @@ def parse_answer(answer: str, current_text: str) -> ParsedAnswer:
         return ParsedAnswer(None, "truncated")
     if not blocks:
         return ParsedAnswer(None, "no_fence")
-    new_text = blocks[-1].strip("\n").rstrip()
+    lines = blocks[-1].split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    # leading indentation of the first real line is kept: it may be part of the text
+    new_text = "\n".join(lines).rstrip()
     if not new_text.strip():
         return ParsedAnswer(None, "empty")
     if new_text.strip() == current_text.strip():

@@ -128,6 +128,8 @@ class ProposalResult:
     usage: Usage = field(default_factory=Usage)
     prompt: str = ""
     raw_output: str = ""
+    # runtime facts for the proposals ledger (cache action); never part of a decision
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Proposer(Protocol):

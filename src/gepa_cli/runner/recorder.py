@@ -247,14 +247,9 @@ class _RecordingProposer:
         except ProposerError as error:
             pending.append({"prompt": None, "raw_output": None, "error": error.one_line()})
             raise
-        action = getattr(result, "cache_action", None) or _cache_action_of(self.inner)
+        action = result.meta.get("cache_action")
         self.recorder.spend.add(self.boundary, result.usage, live=action != "hit")
         pending.append(
             {"prompt": result.prompt, "raw_output": result.raw_output, "cache_action": action}
         )
         return result
-
-
-def _cache_action_of(proposer: Proposer) -> str | None:
-    action = getattr(proposer, "last_cache_action", None)
-    return str(action) if action is not None else None

@@ -104,7 +104,7 @@ class CommandProposer:
         async def live() -> dict[str, Any]:
             return await self._run(stdin.encode("utf-8"))
 
-        response, _action = await self.cache.through(BOUNDARY, logical, live)
+        response, action = await self.cache.through(BOUNDARY, logical, live)
         answer = response.get("stdout")
         if not isinstance(answer, str):
             raise ProposerError(
@@ -118,6 +118,7 @@ class CommandProposer:
             usage=Usage(0, 0, 0.0, cost_known=True),
             prompt=prompt,
             raw_output=answer,
+            meta={"cache_action": action},
         )
 
     async def _run(self, stdin: bytes) -> dict[str, Any]:

@@ -105,7 +105,7 @@ class OpenAIChatProposer:
         async def live() -> dict[str, Any]:
             return await self._post(body)
 
-        completion, _action = await self.cache.through(BOUNDARY, logical, live)
+        completion, action = await self.cache.through(BOUNDARY, logical, live)
         answer = answer_text(completion)
         parsed = parse_answer(answer, request.current_text)
         return ProposalResult(
@@ -114,6 +114,7 @@ class OpenAIChatProposer:
             usage=usage_from_completion(completion, self.price),
             prompt=prompt,
             raw_output=answer,
+            meta={"cache_action": action},
         )
 
     def _api_key(self) -> str | None:

@@ -31,6 +31,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,  # the per-attempt deadline below
 )
 MAX_BACKOFF_SECONDS = 10.0
+BACKSTOP_FACTOR = 2.0
 SubmissionMode = Literal["sync", "async"]
 
 
@@ -39,6 +40,7 @@ class CallResult:
     body: Any  # decoded JSON
     status_code: int
     attempts: int
+    faults: tuple[str, ...] = ()  # what the retried attempts met, in order
 
 
 def fault_name(exc: BaseException) -> str:
@@ -135,24 +137,30 @@ class ContainerClient:
         content = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
         last_fault = fault = ""
+        faults: list[str] = []
         retry_after: float | None = None
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(self._backoff(attempt, retry_after))
             retry_after = None
             try:
-                # the overall deadline also bounds servers that drip bytes slowly
+                # httpx's own timeouts fire first; cancelling a request from outside
+                # stalls httpx's pool, so the outer deadline is only a backstop for
+                # servers that drip bytes slowly (each read within the timeout)
                 response = await asyncio.wait_for(
                     self._http.request(method, path, content=content, headers=headers),
-                    self.timeout_seconds,
+                    self.timeout_seconds * BACKSTOP_FACTOR,
                 )
             except TRANSIENT_ERRORS as exc:
                 last_fault = f"{fault_name(exc)}: {exc}".rstrip(": ")
                 fault = fault_name(exc)
+                faults.append(fault)
                 continue
             if response.status_code in accept:
-                return CallResult(self._decode(response, route), response.status_code, attempt + 1)
+                body = self._decode(response, route)
+                return CallResult(body, response.status_code, attempt + 1, tuple(faults))
             fault = f"HTTP {response.status_code}"
+            faults.append(fault)
             last_fault = f"{fault}: {_error_message(response)}"
             if response.status_code in RETRY_STATUSES or response.status_code >= 500:
                 retry_after = _retry_after(response)
@@ -162,6 +170,7 @@ class ContainerClient:
                 hint="a 4xx is not retried; check the request, the key (api_key_env) and routes",
                 route=route,
                 fault=fault,
+                faults=faults,
                 attempts=attempt + 1,
             )
         raise ContainerError(
@@ -170,6 +179,7 @@ class ContainerClient:
             "request_timeout_seconds if it is only slow",
             route=route,
             fault=fault,
+            faults=faults,
             attempts=self.retries + 1,
         )
 
@@ -220,6 +230,7 @@ class ContainerClient:
         route = f"POST {path}"
         submitted = await self.call("POST", path, body, accept=(200, 202))
         attempts = submitted.attempts
+        faults = list(submitted.faults)
         data = submitted.body
         if not isinstance(data, Mapping):
             raise violation(route, "(body)", "a JSON object", data)
@@ -237,9 +248,10 @@ class ContainerClient:
             await asyncio.sleep(self.poll_interval_seconds)
             polled = await self.call("GET", status_path)
             attempts += polled.attempts - 1
+            faults.extend(polled.faults)
             state = polled.body.get("status") if isinstance(polled.body, Mapping) else None
             if state in TERMINAL_STATUSES:
-                return CallResult(polled.body, polled.status_code, attempts)
+                return CallResult(polled.body, polled.status_code, attempts, tuple(faults))
             if state not in PENDING_STATUSES:
                 raise violation(f"GET {status_path}", "status", "a rollout status", state)
         reason = f"no terminal status within {self.timeout_seconds:g}s"
@@ -251,6 +263,7 @@ class ContainerClient:
             hint="raise container.request_timeout_seconds if rollouts are legitimately slow",
             route=route,
             fault="RolloutTimeout",
+            faults=[*faults, "RolloutTimeout"],
             attempts=attempts,
         )
 

@@ -168,9 +168,10 @@ class ContainerEvaluator:
     async def _one(self, request: EvaluationRequest, example_id: str) -> ExampleResult:
         row = self._rows[example_id]
         attempts = 0
+        faults: tuple[str, ...] = ()
 
         async def live() -> dict[str, Any]:
-            nonlocal attempts
+            nonlocal attempts, faults
             if self.client is None:
                 raise ContainerError(
                     "a rollout is not in the cache and no container is running (replay mode)",
@@ -180,7 +181,7 @@ class ContainerEvaluator:
             result = await self.client.rollout(
                 route, self.rollout_body(request, row), self.submission_mode
             )
-            attempts = result.attempts
+            attempts, faults = result.attempts, result.faults
             if not isinstance(result.body, dict):
                 raise ContainerContractError(
                     f"container contract violation at POST {route}: field '(body)' must be a "
@@ -207,6 +208,7 @@ class ContainerEvaluator:
                 "latency_ms": _ms(started),
                 "error_class": type(exc).__name__,
                 "fault": exc.details.get("fault", exc.details.get("field")),
+                "faults": list(exc.details.get("faults", faults)),
                 "transport_failure": True,
             }
             self.breaker.failure(f"{example_id}: {exc.message}")
@@ -227,6 +229,8 @@ class ContainerEvaluator:
             "latency_ms": _ms(started),
             "rollout_id": outcome.rollout_id,
         }
+        if faults:
+            meta["faults"] = list(faults)
         return _result(example_id, row, outcome, request.capture_traces, meta)
 
 

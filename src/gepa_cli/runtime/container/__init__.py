@@ -10,6 +10,7 @@ from gepa_cli.runtime.container.handshake import (
     wait_healthy,
 )
 from gepa_cli.runtime.container.launcher import ContainerLauncher, UvicornThread, free_port
+from gepa_cli.runtime.container.session import ContainerSession
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -17,6 +18,7 @@ __all__ = [
     "ContainerClient",
     "ContainerEvaluator",
     "ContainerLauncher",
+    "ContainerSession",
     "HandshakeResult",
     "Program",
     "Routes",

@@ -210,7 +210,8 @@ class ContainerLauncher:
             for part in command
         ]
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PORT": str(port)}
+        # unbuffered, so the log tail in an error shows what the container last said
+        env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "ab") as log:
             try:
                 self.process = subprocess.Popen(

@@ -32,6 +32,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 MAX_BACKOFF_SECONDS = 10.0
 BACKSTOP_FACTOR = 2.0
+POOL_SHARD_SIZE = 16
 SubmissionMode = Literal["sync", "async"]
 
 
@@ -73,16 +74,21 @@ class ContainerClient:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._jitter = random.Random()  # timing only; never seeds anything that is recorded
         headers = {"X-API-Key": api_key} if api_key else {}
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout_seconds),
-            # one slot per concurrent rollout, plus a little room for handshake calls
-            limits=httpx.Limits(
-                max_connections=max_concurrency + 2, max_keepalive_connections=max_concurrency + 2
-            ),
-            transport=transport,
-        )
+        # httpcore's pool does work linear in its size for every request it assigns, so
+        # one big pool gets slower as concurrency grows; a few small shards stay flat
+        shards = 1 if transport is not None else -(-max_concurrency // POOL_SHARD_SIZE)
+        per_shard = -(-max_concurrency // shards) + 1  # +1: room for a handshake call
+        self._pools = [
+            httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=headers,
+                timeout=httpx.Timeout(timeout_seconds),
+                limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
+                transport=transport,
+            )
+            for _ in range(shards)
+        ]
+        self._busy = [0] * shards
 
     @classmethod
     def from_config(
@@ -121,7 +127,8 @@ class ContainerClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
     # -- one call with retries -------------------------------------------------------
 
@@ -148,7 +155,7 @@ class ContainerClient:
                 # stalls httpx's pool, so the outer deadline is only a backstop for
                 # servers that drip bytes slowly (each read within the timeout)
                 response = await asyncio.wait_for(
-                    self._http.request(method, path, content=content, headers=headers),
+                    self._request(method, path, content, headers),
                     self.timeout_seconds * BACKSTOP_FACTOR,
                 )
             except TRANSIENT_ERRORS as exc:
@@ -182,6 +189,17 @@ class ContainerClient:
             faults=faults,
             attempts=self.retries + 1,
         )
+
+    async def _request(
+        self, method: str, path: str, content: bytes | None, headers: dict[str, str] | None
+    ) -> httpx.Response:
+        # the least busy shard: the semaphore bounds the total, so no shard overflows
+        shard = min(range(len(self._pools)), key=self._busy.__getitem__)
+        self._busy[shard] += 1
+        try:
+            return await self._pools[shard].request(method, path, content=content, headers=headers)
+        finally:
+            self._busy[shard] -= 1
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = self.backoff_seconds * (2.0 ** (attempt - 1)) * self._jitter.uniform(0.5, 1.5)

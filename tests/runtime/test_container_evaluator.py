@@ -57,7 +57,7 @@ async def test_results_parse_the_contract_and_keep_request_order(
     assert first.feedback.startswith(("All keywords", "Missing:"))
     assert set(first.inputs) == {"question", "keywords"}  # task fields only
     assert first.trace is None and first.usage.prompt_tokens == len(GOOD.split())
-    assert first.meta["cache"] == "live" and first.meta["attempts"] == 1
+    assert first.meta["cache_action"] == "live" and first.meta["attempts"] == 1
     assert first.meta["rollout_id"].startswith("r-")
     sent = app.state.stats.rollout_bodies[0]
     assert sent["task_id"] == "keywords" and sent["submission_mode"] == "sync"
@@ -94,7 +94,7 @@ async def test_cache_key_is_content_only_so_sync_and_async_runs_share_it(
             EvaluationRequest("c9", {"system_prompt": GOOD}, ids, "val")
         )
     assert second_app.state.stats.live("POST /rollout") == 0
-    assert [r.meta["cache"] for r in replayed] == ["hit"] * 3
+    assert [r.meta["cache_action"] for r in replayed] == ["hit"] * 3
     strip = [{**r.__dict__, "meta": None} for r in recorded]
     assert strip == [{**r.__dict__, "meta": None} for r in replayed]
     for request in cache.requests.values():
@@ -131,7 +131,7 @@ async def test_failures_are_results_never_cached(config_factory: ConfigFactory) 
             )
         )
     ok, down, bad = results
-    assert ok.status == "completed" and ok.meta["cache"] == "write"
+    assert ok.status == "completed" and ok.meta["cache_action"] == "write"
     assert down.status == "failed" and down.score == 0.0 and down.meta["attempts"] == 2
     assert down.error is not None and down.error.startswith("ContainerError: ")
     assert "HTTP 503" in down.error

@@ -203,7 +203,7 @@ class ContainerEvaluator:
             outcome = parse_rollout(body, f"POST {self.handshake.routes.rollout}")
         except (ContainerError, ContainerContractError) as exc:
             meta = {
-                "cache": "live",
+                "cache_action": "live",
                 "attempts": exc.details.get("attempts", attempts or 1),
                 "latency_ms": _ms(started),
                 "error_class": type(exc).__name__,
@@ -224,7 +224,7 @@ class ContainerEvaluator:
             raise  # CacheMissError and friends are not rollout failures
         self.breaker.success()
         meta = {
-            "cache": action,
+            "cache_action": action,
             "attempts": attempts,
             "latency_ms": _ms(started),
             "rollout_id": outcome.rollout_id,

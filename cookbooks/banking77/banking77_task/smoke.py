@@ -40,7 +40,7 @@ def evaluate(
 
 def accuracy(prompt: str, examples: Sequence[Example], labels: Sequence[str]) -> float:
     records = evaluate(prompt, examples, labels)
-    return sum(r["score"] for r in records) / max(1, len(records))
+    return float(sum(r["score"] for r in records)) / max(1, len(records))
 
 
 @dataclass

@@ -39,3 +39,9 @@ def serve_in_thread(app: object) -> Iterator[str]:
 @pytest.fixture()
 def cookbook_dir() -> Path:
     return COOKBOOK
+
+
+@pytest.fixture(scope="module")
+def serve_app() -> object:
+    """``serve_app(app)`` is a generator of the app's base URL (see `serve_in_thread`)."""
+    return serve_in_thread

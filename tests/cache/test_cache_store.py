@@ -14,7 +14,6 @@ import pytest
 
 from gepa_cli.config.models import CacheConfig
 from gepa_cli.errors import CacheError, CacheMissError
-from gepa_cli.runtime.boundary import NoCache
 from gepa_cli.runtime.cache import (
     FileResponseCache,
     cache_key,

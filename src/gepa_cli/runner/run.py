@@ -96,7 +96,7 @@ class GepaRun:
                 f"unknown override {unknown[0]!r}", hint=f"use one of {', '.join(OVERRIDE_FIELDS)}"
             )
         dotted = {OVERRIDE_FIELDS[key]: value for key, value in overrides.items()}
-        path = Path(path)
+        path = Path(path).resolve()
         return cls(load_config(path, overrides=dotted), config_path=path)
 
     @classmethod

@@ -148,7 +148,10 @@ async def test_concurrent_identical_requests_call_live_once(tmp_path: Path) -> N
 
 
 async def test_off_mode_and_factory(tmp_path: Path) -> None:
-    assert isinstance(make_response_cache(CacheConfig(mode="off", path=tmp_path)), NoCache)
+    counted = make_response_cache(CacheConfig(mode="off", path=tmp_path / "never"))
+    assert (await counted.through(ROLLOUT, rollout_request(), Live()))[1] == "live"
+    assert counted.profile.to_dict()["boundaries"][ROLLOUT]["not_stored"] == 1
+    assert not (tmp_path / "never").exists()
     made = make_response_cache(CacheConfig(mode="readwrite", path=tmp_path, namespace="n1"))
     assert isinstance(made, FileResponseCache) and made.namespace == "n1"
     off = FileResponseCache(tmp_path, "ns", "off")

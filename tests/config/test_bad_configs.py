@@ -300,7 +300,9 @@ def test_bad_config_exits_2_naming_the_field(
 ) -> None:
     config = tmp_path / "gepa.toml"
     config.write_text(text)
-    result = CliRunner().invoke(app, ["gepa", "validate", "--config", str(config)])
+    result = CliRunner().invoke(
+        app, ["gepa", "validate", "--config", str(config), "--skip-container"]
+    )
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr

@@ -98,7 +98,9 @@ def test_flag_overrides_win_over_env(config: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_validate_prints_resolved_config_as_json(config: Path) -> None:
-    result = CliRunner().invoke(app, ["gepa", "validate", "--config", str(config), "--json"])
+    result = CliRunner().invoke(
+        app, ["gepa", "validate", "--config", str(config), "--json", "--skip-container"]
+    )
     assert result.exit_code == 0, result.output
     assert '"max_total_rollouts": 10' in result.stdout
 

@@ -17,6 +17,27 @@ from types import FrameType
 STOP_FILE = "STOP"
 
 
+STOP_REASONS = ("stop_file", "cancelled", "paused")
+
+
+def request_stop(run_dir: Path, reason: str = "stop_file") -> Path:
+    """Ask the run writing ``run_dir`` to stop at its next safe point."""
+    if reason not in STOP_REASONS:
+        raise ValueError(f"unknown stop reason {reason!r}")
+    stop_file = run_dir / STOP_FILE
+    stop_file.write_text(reason + "\n", encoding="utf-8")
+    return stop_file
+
+
+def read_stop_reason(stop_file: Path) -> str:
+    """The reason written in a STOP file; an empty or unknown one means a plain stop."""
+    try:
+        text = stop_file.read_text(encoding="utf-8").strip()
+    except OSError:
+        return "stop_file"
+    return text if text in STOP_REASONS else "stop_file"
+
+
 class RunControl:
     def __init__(
         self,
@@ -40,7 +61,7 @@ class RunControl:
 
     def stop_requested(self) -> str | None:
         if self._reason is None and self._stop_file.exists():
-            self._reason = "stop_file"
+            self._reason = read_stop_reason(self._stop_file)
         return self._reason
 
     @contextmanager

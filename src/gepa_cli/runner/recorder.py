@@ -90,6 +90,8 @@ class RunRecorder:
         self._pending_proposals: deque[dict[str, Any]] = deque()
         self._proposals: dict[str, dict[str, Any]] = {}
         self.last_checkpoint_index = 0
+        self.last_budget: dict[str, Any] | None = None
+        self.finished_stopped_by: str | None = None
 
     # -- EventSink -------------------------------------------------------------------
     def emit(self, event_type: str, data: Mapping[str, Any]) -> None:
@@ -124,6 +126,14 @@ class RunRecorder:
             objective_means=data.get("objective_means", {}),
         )
         self.ledgers.candidates.append(row)
+
+    def _on_budget_updated(self, data: Mapping[str, Any]) -> None:
+        self.last_budget = {k: v for k, v in data.items() if k not in ("iteration", "limits")}
+
+    def _on_run_finished(self, data: Mapping[str, Any]) -> None:
+        self.finished_stopped_by = data.get("stopped_by")
+        if isinstance(data.get("budget"), Mapping):
+            self.last_budget = dict(data["budget"])
 
     def _on_frontier_updated(self, data: Mapping[str, Any]) -> None:
         self._frontier = dict(data)
@@ -180,6 +190,8 @@ class RunRecorder:
         self.write_frontier()
         offsets = self.ledgers.flush()
         runner = self._runner_state()
+        if runner.get("cache_profile") is not None:
+            self.run_dir.write_json("cache_profile.json", runner["cache_profile"])
         self.run_dir.write_json(
             "checkpoint.json",
             {

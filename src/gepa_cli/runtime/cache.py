@@ -29,8 +29,6 @@ from gepa_cli.errors import CacheError, CacheMissError
 from gepa_cli.runtime.boundary import (
     CacheAction,
     LiveCall,
-    NoCache,
-    ResponseCache,
     always_cacheable,
 )
 
@@ -291,8 +289,21 @@ class FileResponseCache:
         return load_entry(file)
 
 
-def make_response_cache(config: CacheConfig) -> ResponseCache:
-    """The cache a run uses: `NoCache` for mode off, else a `FileResponseCache`."""
-    if config.mode == "off":
-        return NoCache()
+def make_response_cache(config: CacheConfig) -> FileResponseCache:
+    """The cache a run uses. Mode off reads and writes nothing but still counts live
+    calls, so every run has a profile to check its ledgers against."""
     return FileResponseCache(config.path, config.namespace, config.mode)
+
+
+def restore_profile(cache: FileResponseCache, saved: Mapping[str, Any] | None) -> None:
+    """Continue a resumed run's counts from its checkpoint, so the profile covers the
+    whole run and still agrees with the (truncated) ledgers."""
+    profile = cache.profile
+    if not saved:
+        return
+    for boundary, counts in dict(saved.get("boundaries", {})).items():
+        target = profile.counts(str(boundary))
+        target.hits = int(counts.get("hits", 0))
+        target.misses = int(counts.get("misses", 0))
+        target.writes = int(counts.get("writes", 0))
+        target.not_stored = int(counts.get("not_stored", 0))

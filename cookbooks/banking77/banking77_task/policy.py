@@ -1,0 +1,205 @@
+"""Policies: turn (candidate prompt, query) into a predicted label, and score it.
+
+``offline`` is a deterministic cue matcher driven only by the prompt's guidance lines;
+``openai_chat`` asks any OpenAI-compatible chat endpoint. Both produce the same result
+shape, so the container and the optimizer cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .guidance import PromptDoc, cue_key, tokens
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    backend: str = "offline"
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    timeout_seconds: float = 60.0
+
+
+@dataclass
+class Prediction:
+    label: str
+    messages: list[dict[str, str]]
+    usage: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class PolicyRequestError(ValueError):
+    """The rollout asked for something this policy cannot do (a 4xx, never retried)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UpstreamTransientError(RuntimeError):
+    """The model endpoint timed out or answered 408/429/5xx: worth retrying later."""
+
+    def __init__(self, message: str, status_code: int = 502) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class UpstreamFailedError(RuntimeError):
+    """The model endpoint refused the call for good, or answered something unusable."""
+
+
+def _contains(haystack: Sequence[str], needle: Sequence[str]) -> bool:
+    n = len(needle)
+    return any(tuple(haystack[i : i + n]) == tuple(needle) for i in range(len(haystack) - n + 1))
+
+
+def offline_classify(prompt: str, query: str, labels: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """Pick the label whose cues best cover ``query``.
+
+    A matched cue adds (words in the cue) / (labels sharing that cue): long phrases are
+    specific, and a cue listed under many labels ('card') says little about any of them.
+    Ties go to the label listed first, so the result depends on nothing but the inputs.
+    """
+    known = set(labels)
+    doc = PromptDoc.parse(prompt)
+    entries: list[tuple[str, list[tuple[str, ...]]]] = []
+    seen: set[str] = set()
+    for line in doc.guidance():
+        if line.label in known and line.label not in seen:
+            seen.add(line.label)
+            keys = list(dict.fromkeys(k for k in (cue_key(c) for c in line.cues) if k))
+            entries.append((line.label, keys))
+    df: dict[tuple[str, ...], int] = {}
+    for _, keys in entries:
+        for k in keys:
+            df[k] = df.get(k, 0) + 1
+    q = tokens(query)
+    best, best_score, best_cues = UNKNOWN, 0.0, []
+    for label, keys in entries:
+        matched = [k for k in keys if _contains(q, k)]
+        score = sum(len(k) / df[k] for k in matched)
+        if score > best_score + 1e-12:
+            best, best_score, best_cues = label, score, matched
+    return best, {"score": round(best_score, 6), "matched_cues": [" ".join(k) for k in best_cues]}
+
+
+def normalize_answer(answer: str, labels: Sequence[str]) -> str:
+    """Map a model's free-text answer to a label: exact, then contained, then closest."""
+    text = answer.strip().strip("`'\".").strip()
+    first = text.splitlines()[0].strip() if text else ""
+    lowered = {label.lower(): label for label in labels}
+    for cand in (first, text, first.rstrip("?!.:")):
+        if cand.lower() in lowered:
+            return lowered[cand.lower()]
+    low = text.lower()
+    contained = [
+        label for label in labels if re.search(rf"(?<![\w]){re.escape(label.lower())}", low)
+    ]
+    if contained:
+        return max(contained, key=len)
+    close = difflib.get_close_matches(first.lower(), list(lowered), n=1, cutoff=0.75)
+    return lowered[close[0]] if close else UNKNOWN
+
+
+def chat_messages(prompt: str, query: str, labels: Sequence[str]) -> list[dict[str, str]]:
+    user = f"Customer message: {query}\n\nAnswer with exactly one of these labels: " + ", ".join(
+        labels
+    )
+    return [{"role": "system", "content": prompt}, {"role": "user", "content": user}]
+
+
+async def openai_chat_classify(
+    client: httpx.AsyncClient,
+    settings: PolicySettings,
+    prompt: str,
+    query: str,
+    labels: Sequence[str],
+) -> Prediction:
+    if not settings.model:
+        raise PolicyRequestError("invalid_policy", "policy.model is required for openai_chat")
+    if not settings.base_url:
+        raise PolicyRequestError("invalid_policy", "policy.base_url is required for openai_chat")
+    headers = {}
+    if settings.api_key_env:
+        key = os.environ.get(settings.api_key_env)
+        if not key:
+            raise PolicyRequestError(
+                "missing_api_key",
+                f"policy.api_key_env names {settings.api_key_env}, which is not set "
+                "in the container's environment",
+            )
+        headers["Authorization"] = f"Bearer {key}"
+    messages = chat_messages(prompt, query, labels)
+    body: dict[str, Any] = {
+        "model": settings.model,
+        "messages": messages,
+        "temperature": settings.temperature,
+    }
+    if settings.max_tokens is not None:
+        body["max_tokens"] = settings.max_tokens
+    url = settings.base_url.rstrip("/") + "/chat/completions"
+    try:
+        resp = await client.post(url, json=body, headers=headers, timeout=settings.timeout_seconds)
+    except httpx.TimeoutException as exc:
+        raise UpstreamTransientError(f"openai_chat timed out: {url}", 504) from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamTransientError(f"openai_chat unreachable: {type(exc).__name__}") from exc
+    if resp.status_code in (408, 429) or resp.status_code >= 500:
+        code = 429 if resp.status_code == 429 else 502
+        raise UpstreamTransientError(f"openai_chat answered HTTP {resp.status_code}", code)
+    if resp.status_code >= 400:
+        raise UpstreamFailedError(
+            f"openai_chat answered HTTP {resp.status_code}: {resp.text[:200]}"
+        )
+    try:
+        data = resp.json()
+        answer = data["choices"][0]["message"]["content"]
+        if not isinstance(answer, str):
+            raise TypeError("content is not a string")
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise UpstreamFailedError(f"openai_chat answer has no message content: {exc}") from exc
+    raw_usage = data.get("usage") or {}
+    usage = {
+        "prompt_tokens": int(raw_usage.get("prompt_tokens") or 0),
+        "completion_tokens": int(raw_usage.get("completion_tokens") or 0),
+    }
+    label = normalize_answer(answer, labels)
+    messages = [*messages, {"role": "assistant", "content": answer}]
+    return Prediction(label, messages, usage, {"raw_answer": answer})
+
+
+def offline_predict(prompt: str, query: str, labels: Sequence[str]) -> Prediction:
+    label, detail = offline_classify(prompt, query, labels)
+    messages = [
+        {"role": "system", "content": prompt},
+        {"role": "user", "content": query},
+        {"role": "assistant", "content": label},
+    ]
+    return Prediction(label, messages, {"prompt_tokens": 0, "completion_tokens": 0}, detail)
+
+
+def feedback(predicted: str, expected: str, query: str) -> str:
+    if predicted == expected:
+        return f"Correct: {expected}."
+    return f"Wrong: predicted {predicted}, expected {expected}. Query: {query}"
+
+
+def reward_info(predicted: str, expected: str, query: str) -> dict[str, Any]:
+    reward = 1.0 if predicted == expected else 0.0
+    return {
+        "outcome_reward": reward,
+        "objectives": {"accuracy": reward},
+        "feedback": feedback(predicted, expected, query),
+    }

@@ -1,0 +1,324 @@
+"""One run, wired together: config -> container -> engine -> run directory -> manifest."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gepa_cli.artifacts import EventWriter, RunDirectory, RunRegistry, StateHistory, write_manifest
+from gepa_cli.artifacts.events import utc_now
+from gepa_cli.config import GepaConfig, load_config
+from gepa_cli.engine import EngineResult, EngineSettings, GepaEngine
+from gepa_cli.errors import CancelledError, ConfigError, GepaCliError
+from gepa_cli.runner.control import RunControl
+from gepa_cli.runner.manifest import manifest_fields
+from gepa_cli.runner.recorder import EventListener, RunRecorder, Spend
+from gepa_cli.runner.resume import ResumePoint, load_resume_point
+from gepa_cli.runtime.cache import FileResponseCache, make_response_cache, restore_profile
+from gepa_cli.runtime.container import ContainerSession
+from gepa_cli.runtime.proposers import build_proposer
+
+# CLI flag / keyword -> config field they override
+OVERRIDE_FIELDS = {
+    "run_id": "run.run_id",
+    "output_dir": "run.output_dir",
+    "cache_mode": "cache.mode",
+    "cache_path": "cache.path",
+}
+
+INTERRUPTS = ("interrupted", "terminated")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The manifest of a finished (or stopped) run, with its directory."""
+
+    run_dir: Path
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest["run_id"])
+
+    @property
+    def state(self) -> str:
+        return str(self.manifest["state"])
+
+    @property
+    def stopped_by(self) -> str | None:
+        return self.manifest.get("stopped_by")
+
+    @property
+    def best_candidate(self) -> dict[str, Any] | None:
+        return self.manifest.get("best_candidate")
+
+    @property
+    def seed_candidate(self) -> dict[str, Any] | None:
+        return self.manifest.get("seed_candidate")
+
+    def __getitem__(self, key: str) -> Any:
+        return self.manifest[key]
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+class GepaRun:
+    """``GepaRun.from_toml("gepa.toml").execute()`` runs one optimization to its end."""
+
+    def __init__(
+        self,
+        config: GepaConfig,
+        *,
+        config_path: Path | None = None,
+        base_dir: Path | None = None,
+        resume_from: ResumePoint | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.base_dir = base_dir or (config_path.resolve().parent if config_path else Path.cwd())
+        self.resume_point = resume_from
+        self.listeners: list[EventListener] = []
+        self._live_stats: tuple[FileResponseCache, Spend] | None = None
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> GepaRun:
+        unknown = sorted(set(overrides) - set(OVERRIDE_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"unknown override {unknown[0]!r}", hint=f"use one of {', '.join(OVERRIDE_FIELDS)}"
+            )
+        dotted = {OVERRIDE_FIELDS[key]: value for key, value in overrides.items()}
+        path = Path(path)
+        return cls(load_config(path, overrides=dotted), config_path=path)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, config_path: str | Path | None = None) -> GepaRun:
+        point = load_resume_point(Path(run_dir), Path(config_path) if config_path else None)
+        return cls(
+            point.config,
+            config_path=point.config_path,
+            base_dir=point.base_dir,
+            resume_from=point,
+        )
+
+    def on_event(self, listener: EventListener) -> None:
+        self.listeners.append(listener)
+
+    def live_stats(self) -> tuple[int, float]:
+        """Cache hits and live spend so far (for progress displays)."""
+        if self._live_stats is None:
+            return 0, 0.0
+        cache, spend = self._live_stats
+        return int(cache.profile.to_dict()["totals"]["hits"]), spend.live_usd
+
+    def execute(self) -> RunResult:
+        return asyncio.run(self.execute_async())
+
+    async def execute_async(self) -> RunResult:
+        config, point = self.config, self.resume_point
+        if point is None:
+            run_dir = RunDirectory.for_run(config.run.output_dir, config.run.run_id or new_run_id())
+            run_dir.create()
+            started_at, history = utc_now(), StateHistory()
+        else:
+            run_dir, started_at = point.run_dir, point.started_at
+            history = StateHistory.from_list(point.state_history)
+        run_id = run_dir.run_id
+        lock = run_dir.run_lock()
+        lock.acquire()
+        registry = RunRegistry(run_dir.runs_dir)
+        history.enter("running")
+        registry.record(
+            run_id,
+            run_dir.root,
+            state="running",
+            started_at=started_at,
+            config=self.config_path,
+        )
+        if point is None:
+            run_dir.write_json(
+                "config.resolved.json",
+                {
+                    "config_path": str(self.config_path) if self.config_path else None,
+                    "base_dir": str(self.base_dir),
+                    "config": config.resolved_dict(),
+                },
+            )
+        cache = make_response_cache(config.cache)
+        spend = Spend.from_dict(point.runner.get("spend", {})) if point else Spend()
+        if point is not None:
+            restore_profile(cache, point.runner.get("cache_profile"))
+        self._live_stats = (cache, spend)
+        ledgers = run_dir.open_ledgers(resume_from=point.ledgers if point else None)
+        control = RunControl(
+            run_dir.root,
+            elapsed_before=float(point.runner.get("elapsed_seconds", 0.0)) if point else 0.0,
+        )
+
+        def runner_state() -> dict[str, Any]:
+            return {
+                "run_id": run_id,
+                "started_at": started_at,
+                "elapsed_seconds": control.elapsed_seconds(),
+                "spend": spend.to_dict(),
+                "cache_profile": cache.profile.to_dict(),
+                "state_history": history.to_list(),
+            }
+
+        recorder = RunRecorder(
+            run_dir,
+            ledgers,
+            EventWriter(ledgers.events, run_id),
+            spend=spend,
+            runner_state=runner_state,
+            listeners=tuple(self.listeners),
+        )
+        result: EngineResult | None = None
+        error: GepaCliError | None = None
+        try:
+            with control.signals_stop_the_run():
+                result = await self._run_engine(config, cache, run_dir, recorder, control, point)
+        except GepaCliError as exc:
+            error = exc
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            error = CancelledError(
+                f"run {run_id} interrupted before its next safe point",
+                hint=f"continue it with `gepa-cli gepa resume {run_dir.root}`",
+            )
+        if result is not None:
+            stopped_by: str | None = result.stopped_by
+        elif isinstance(error, CancelledError):
+            stopped_by = control.stop_requested() or "interrupted"
+        else:
+            stopped_by = recorder.finished_stopped_by or (error.error_code if error else None)
+        if error is None and stopped_by in INTERRUPTS:
+            error = CancelledError(
+                f"run {run_id} stopped at a safe point after a signal ({stopped_by})",
+                hint=f"continue it with `gepa-cli gepa resume {run_dir.root}`",
+            )
+        state = _final_state(stopped_by, error)
+        recorder.flush_unsettled()
+        recorder.write_frontier()
+        run_dir.write_json("cache_profile.json", cache.profile.to_dict())
+        ledgers.close()
+        run_dir.write_normalized_events()
+        history.enter(state)
+        finished_at = utc_now()
+        fields = manifest_fields(
+            run_id=run_id,
+            config=config,
+            config_path=str(self.config_path) if self.config_path else None,
+            started_at=started_at,
+            finished_at=finished_at,
+            state=state,
+            stopped_by=stopped_by,
+            result=result,
+            spend=spend,
+            budget=recorder.last_budget,
+            error=error,
+        )
+        manifest = write_manifest(run_dir.root, fields, history)
+        registry.record(
+            run_id,
+            run_dir.root,
+            state=state,
+            started_at=started_at,
+            config=self.config_path,
+        )
+        stop_file = run_dir.stop_file
+        if stop_file.exists() and state != "running":
+            stop_file.unlink()
+        lock.release()
+        if error is not None:
+            raise error
+        return RunResult(run_dir.root, manifest)
+
+    async def _run_engine(
+        self,
+        config: GepaConfig,
+        cache: FileResponseCache,
+        run_dir: RunDirectory,
+        recorder: RunRecorder,
+        control: RunControl,
+        point: ResumePoint | None,
+    ) -> EngineResult:
+        settings = EngineSettings.from_mapping(config.gepa.model_dump())
+        session = ContainerSession(
+            config,
+            cache,
+            base_dir=self.base_dir,
+            log_dir=run_dir.root,
+            live=config.cache.mode != "readonly",
+            install_signal_handlers=False,
+        )
+        async with session:
+            evaluator = recorder.recording_evaluator(session.evaluator())
+            proposer = recorder.recording_proposer(
+                build_proposer(config.proposer, cache, self.base_dir),
+                f"proposer.{config.proposer.backend}",
+            )
+            if point is not None:
+                engine = GepaEngine.restore(
+                    point.snapshot,
+                    evaluator,
+                    proposer,
+                    recorder,
+                    control,
+                    recorder,
+                    settings=settings,
+                )
+            else:
+                hs = session.handshake
+                engine = GepaEngine(
+                    settings,
+                    evaluator,
+                    proposer,
+                    recorder,
+                    control,
+                    recorder,
+                    train_ids=hs.example_ids("train"),
+                    val_ids=hs.example_ids("val"),
+                    heldout_ids=hs.example_ids("heldout"),
+                    seed_texts=hs.seed_texts,
+                    target_modules=list(hs.target_modules),
+                    rng_seed=config.run.seed,
+                )
+            return await engine.run()
+
+
+def _final_state(stopped_by: str | None, error: GepaCliError | None) -> str:
+    if isinstance(error, CancelledError):
+        return "stopped"
+    if error is not None:
+        return "failed"
+    if stopped_by in ("stop_file", "cancelled", "paused", *INTERRUPTS):
+        return "stopped"
+    return "finished"
+
+
+def summary(result: RunResult) -> Mapping[str, Any]:
+    """The few fields a person wants after a run."""
+    manifest = result.manifest
+    best, seed = manifest.get("best_candidate") or {}, manifest.get("seed_candidate") or {}
+    return {
+        "run_id": manifest["run_id"],
+        "run_dir": str(result.run_dir),
+        "state": manifest["state"],
+        "stopped_by": manifest["stopped_by"],
+        "best_candidate_id": best.get("id"),
+        "seed_val_mean": seed.get("val_mean"),
+        "best_val_mean": best.get("val_mean"),
+        "seed_heldout_mean": seed.get("heldout_mean"),
+        "best_heldout_mean": best.get("heldout_mean"),
+        "rollouts": (manifest.get("budget") or {}).get("rollouts"),
+        "cost_usd": manifest["cost_usd"],
+        "spent_usd": manifest["spent_usd"],
+    }

@@ -7,11 +7,15 @@ from gepa_cli.cli.cache import cache_app
 from gepa_cli.cli.events import events_app
 from gepa_cli.cli.gepa import gepa_app
 from gepa_cli.cli.gepa_run import register as _register_run_commands
+from gepa_cli.cli.query import query
+from gepa_cli.cli.workspace import workspace_app
 
 _register_run_commands()
 app.add_typer(gepa_app, name="gepa")
 app.add_typer(events_app, name="events")
 app.add_typer(cache_app, name="cache")
+app.add_typer(workspace_app, name="workspace")
+app.command("query")(query)
 
 
 def main() -> None:

@@ -1,0 +1,342 @@
+"""The invariants of a run directory, each with the rule it checks and a repair hint.
+
+Rules (docs/querying.md repeats them for users):
+
+- events.seq_contiguous: the seq values of events.jsonl are exactly 0..n-1, once each.
+- frontier.members_registered: every candidate id in frontier.json's frontier is a
+  row of candidates.jsonl.
+- candidates.accepted_validated: every candidate_id of a candidate.accepted or
+  merge.accepted event has a candidates.jsonl row whose val_count equals the number of
+  run.started val_ids (for a run still writing: only events before its checkpoint).
+- manifest.rollouts: budget.rollouts.total equals the rollouts.jsonl rows, and each of
+  train/val/heldout equals the rows of that split.
+- manifest.cost: budget.cost_usd (and cost_usd) equal the sum of rollout
+  usage.cost_usd plus proposal cost_usd, within 1e-9.
+- manifest.proposals: budget.proposals equals the proposals.jsonl rows.
+- manifest.artifacts: every file listed in manifest artifacts exists with its recorded
+  size (bytes; the cheap check that names which file changed since the run ended).
+- cache.profile_matches_ledgers: for container.rollout, with H/W/L the rollout rows
+  whose cache_action is hit/write/live and T the live rows that failed with a
+  ContainerError/ContainerContractError (the live call raised, so nothing was stored or
+  counted as not_stored): hits = H, writes = W, not_stored = L - T, and (unless mode
+  is off) misses = W + L; no row may lack a cache_action. For proposer.* (summed), with
+  N proposal rows without cache_action (calls that raised): each of hits, writes and
+  not_stored is at least the ledger's hit/write/live count, and the three together
+  exceed the ledger's by at most N.
+- checkpoint.agrees_with_events: format is gepa_cli.run.checkpoint.v1; each ledger
+  offset is within its file (bytes <= size, at a line end, lines <= complete rows);
+  next_seq <= events rows, equals the events.jsonl offset lines and
+  engine.next_event_index, and the event at seq next_seq-1 is a `checkpoint`.
+
+Manifest and cache checks need the end-of-run files, so they are skipped for runs
+that have no manifest or are running (a resumed run keeps its old manifest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gepa_cli.runner.recorder import CHECKPOINT_FORMAT
+from gepa_cli.workspace.discover import RunFiles
+from gepa_cli.workspace.facts import RunFacts
+
+Outcome = Literal["ok", "broken", "skipped"]
+COST_TOLERANCE = 1e-9
+
+HINTS = {
+    "events.seq_contiguous": "events.jsonl was edited or written by two processes; restore it "
+    "from a copy, or resume the run (`gepa-cli gepa resume`) which cuts the feed back to "
+    "checkpoint.json",
+    "frontier.members_registered": "candidates.jsonl lost rows that frontier.json names; "
+    "restore candidates.jsonl from a copy (its rows are the candidate.validated events of "
+    "events.jsonl) or rerun",
+    "candidates.accepted_validated": "an accepted candidate lacks its full validation row; "
+    "restore candidates.jsonl from a copy, or resume the run so validation completes",
+    "manifest.rollouts": "manifest.json and rollouts.jsonl disagree: one was edited or "
+    "truncated; the manifest's artifacts sizes name the changed file; restore it from a copy "
+    "or rerun",
+    "manifest.cost": "manifest.json cost and the ledgers' costs disagree: one was edited; "
+    "restore the run directory from a copy or rerun",
+    "manifest.proposals": "manifest.json and proposals.jsonl disagree: one was edited or "
+    "truncated; restore it from a copy or rerun",
+    "manifest.artifacts": "files changed after the run ended; restore them from a copy "
+    "(manifest.json artifacts holds their sha256) or rerun",
+    "cache.profile_matches_ledgers": "cache_profile.json and the ledgers' cache actions "
+    "disagree: one was edited, or the profile was not carried across a resume; rerun with "
+    "the cache in readwrite mode to rebuild both",
+    "checkpoint.agrees_with_events": "checkpoint.json points past the ledgers: a ledger was "
+    "truncated or edited after it; restore the ledger from a copy, or start a new run "
+    "(resume would refuse this checkpoint)",
+}
+
+
+@dataclass
+class Invariant:
+    name: str
+    outcome: Outcome
+    detail: str = ""
+
+    @property
+    def hint(self) -> str:
+        return HINTS[self.name]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"name": self.name, "outcome": self.outcome, "detail": self.detail}
+        if self.outcome == "broken":
+            out["hint"] = self.hint
+        return out
+
+
+def _verdict(name: str, problems: list[str], ok_detail: str = "") -> Invariant:
+    if problems:
+        return Invariant(
+            name,
+            "broken",
+            "; ".join(problems[:5])
+            + (f"; and {len(problems) - 5} more" if len(problems) > 5 else ""),
+        )
+    return Invariant(name, "ok", ok_detail)
+
+
+def seq_contiguous(facts: RunFacts) -> Invariant:
+    n = facts.events
+    if n == 0:
+        return Invariant("events.seq_contiguous", "ok", "no events yet")
+    problems = []
+    if facts.seq_min != 0:
+        problems.append(f"first seq is {facts.seq_min}, not 0")
+    if facts.seq_distinct != n:
+        problems.append(f"{n - facts.seq_distinct} duplicate seq values")
+    if facts.seq_max != n - 1:
+        problems.append(f"{n} events but the highest seq is {facts.seq_max} (a gap)")
+    return _verdict("events.seq_contiguous", problems, f"0..{n - 1}")
+
+
+def frontier_registered(run: RunFiles, facts: RunFacts) -> Invariant:
+    name = "frontier.members_registered"
+    if run.frontier is None:
+        return Invariant(name, "skipped", "no frontier.json yet")
+    frontier = run.frontier.get("frontier") or {}
+    members = {str(c) for ids in frontier.values() if isinstance(ids, list) for c in ids}
+    missing = sorted(members - set(facts.candidates))
+    return _verdict(
+        name,
+        [f"{c} is on the frontier but not in candidates.jsonl" for c in missing],
+        f"{len(members)} members",
+    )
+
+
+def accepted_validated(run: RunFiles, facts: RunFacts, running: bool) -> Invariant:
+    name = "candidates.accepted_validated"
+    if facts.val_ids is None:
+        return Invariant(name, "skipped", "no run.started event yet")
+    accepted = facts.accepted
+    if running:
+        # a live run validates after accepting; only work before its checkpoint is done
+        cut = (run.checkpoint or {}).get("next_seq")
+        if not isinstance(cut, int):
+            return Invariant(name, "skipped", "running without a checkpoint yet")
+        accepted = [(seq, cid) for seq, cid in accepted if seq < cut]
+    problems = []
+    for _, cid in accepted:
+        if cid not in facts.candidates:
+            problems.append(f"{cid} was accepted but has no candidates.jsonl row")
+        elif facts.candidates[cid] != facts.val_ids:
+            problems.append(
+                f"{cid} has val_count {facts.candidates[cid]}, expected {facts.val_ids}"
+            )
+    return _verdict(name, problems, f"{len(accepted)} accepted")
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= COST_TOLERANCE
+
+
+def manifest_checks(run: RunFiles, facts: RunFacts) -> list[Invariant]:
+    manifest = run.manifest or {}
+    budget = manifest.get("budget") or {}
+    rollouts = budget.get("rollouts") or {}
+    problems = []
+    if rollouts.get("total") != facts.rollouts:
+        problems.append(
+            f"budget.rollouts.total is {rollouts.get('total')}, rollouts.jsonl has "
+            f"{facts.rollouts} rows"
+        )
+    for split in ("train", "val", "heldout"):
+        if split in rollouts and rollouts[split] != facts.rollouts_by_split.get(split, 0):
+            problems.append(
+                f"budget.rollouts.{split} is {rollouts[split]}, rollouts.jsonl has "
+                f"{facts.rollouts_by_split.get(split, 0)} {split} rows"
+            )
+    out = [_verdict("manifest.rollouts", problems, f"{facts.rollouts} rollouts")]
+
+    problems = []
+    for key, value in (
+        ("budget.cost_usd", budget.get("cost_usd")),
+        ("cost_usd", manifest.get("cost_usd")),
+    ):
+        if value is None and key == "cost_usd":
+            continue
+        if not isinstance(value, (int, float)) or not _close(float(value), facts.cost_usd):
+            problems.append(f"{key} is {value}, the ledgers sum to {facts.cost_usd:.12g}")
+    out.append(_verdict("manifest.cost", problems, f"{facts.cost_usd:.6f} USD"))
+
+    proposals = budget.get("proposals")
+    out.append(
+        _verdict(
+            "manifest.proposals",
+            []
+            if proposals == facts.proposals
+            else [f"budget.proposals is {proposals}, proposals.jsonl has {facts.proposals} rows"],
+            f"{facts.proposals} proposals",
+        )
+    )
+
+    problems = []
+    artifacts = manifest.get("artifacts") or {}
+    for rel, digest in sorted(artifacts.items()):
+        path = run.path / rel
+        expected = (digest or {}).get("bytes")
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            problems.append(f"{rel} is missing")
+            continue
+        if size != expected:
+            problems.append(f"{rel} has {size} bytes, the manifest recorded {expected}")
+    out.append(_verdict("manifest.artifacts", problems, f"{len(artifacts)} files"))
+    return out
+
+
+def _profile_counts(profile: dict[str, Any], prefix: str) -> dict[str, int]:
+    totals = {"hits": 0, "misses": 0, "writes": 0, "not_stored": 0}
+    for boundary, counts in (profile.get("boundaries") or {}).items():
+        if boundary == prefix or (prefix.endswith(".") and boundary.startswith(prefix)):
+            for key in totals:
+                totals[key] += int((counts or {}).get(key, 0) or 0)
+    return totals
+
+
+def cache_check(run: RunFiles, facts: RunFacts) -> Invariant:
+    name = "cache.profile_matches_ledgers"
+    profile = run.cache_profile
+    if profile is None:
+        return Invariant(name, "skipped", "no cache_profile.json")
+    problems = []
+    r = _profile_counts(profile, "container.rollout")
+    hit, write, live = (facts.rollout_actions.get(k, 0) for k in ("hit", "write", "live"))
+    unrecorded = facts.rollouts - hit - write - live
+    if unrecorded:
+        problems.append(f"{unrecorded} rollouts have no cache_action")
+    expected = {"hits": hit, "writes": write, "not_stored": live - facts.transport_failures}
+    if profile.get("mode") != "off":
+        expected["misses"] = write + live
+    for key, value in expected.items():
+        if r[key] != value:
+            problems.append(
+                f"container.rollout {key} is {r[key]}, the rollouts ledger gives {value}"
+            )
+
+    p = _profile_counts(profile, "proposer.")
+    ledger = {
+        "hits": facts.proposal_actions.get("hit", 0),
+        "writes": facts.proposal_actions.get("write", 0),
+        "not_stored": facts.proposal_actions.get("live", 0),
+    }
+    raised = facts.proposal_actions.get("none", 0)
+    for key, value in ledger.items():
+        if p[key] < value:
+            problems.append(f"proposer {key} is {p[key]}, the proposals ledger has {value}")
+    extra = sum(p[k] for k in ledger) - sum(ledger.values())
+    if extra > raised:
+        problems.append(
+            f"proposer profile counts {extra} calls more than the proposals ledger "
+            f"(at most {raised} calls raised)"
+        )
+    return _verdict(name, problems, f"{hit} hits, {write} writes, {live} live rollouts")
+
+
+def checkpoint_check(run: RunFiles, facts: RunFacts, finished: bool) -> Invariant:
+    name = "checkpoint.agrees_with_events"
+    cp = run.checkpoint
+    if cp is None:
+        if "checkpoint.json" in run.unreadable:
+            return Invariant(
+                name, "broken", f"checkpoint.json: {run.unreadable['checkpoint.json']}"
+            )
+        if finished and facts.events_by_type.get("checkpoint"):
+            return Invariant(
+                name, "broken", "the feed has checkpoints but checkpoint.json is missing"
+            )
+        return Invariant(name, "skipped", "no checkpoint.json yet")
+    problems = []
+    if cp.get("format") != CHECKPOINT_FORMAT:
+        problems.append(f"format is {cp.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+    rows = {
+        "events.jsonl": facts.events,
+        "rollouts.jsonl": facts.rollouts,
+        "proposals.jsonl": facts.proposals,
+        "candidates.jsonl": facts.candidate_rows,
+    }
+    ledgers = cp.get("ledgers") or {}
+    for ledger, offset in sorted(ledgers.items()):
+        size = run.ledger_bytes.get(ledger, 0)
+        lines, nbytes = int(offset.get("lines", 0)), int(offset.get("bytes", 0))
+        if nbytes > size:
+            problems.append(f"{ledger} offset {nbytes} bytes is past its size {size}")
+        elif nbytes and not _at_line_end(run, ledger, nbytes):
+            problems.append(f"{ledger} offset {nbytes} is not at a line end")
+        if ledger in rows and lines > rows[ledger]:
+            problems.append(f"{ledger} offset {lines} lines, the file has {rows[ledger]} rows")
+    next_seq = cp.get("next_seq")
+    if not isinstance(next_seq, int):
+        problems.append("next_seq is missing")
+    else:
+        if next_seq > facts.events:
+            problems.append(f"next_seq {next_seq} is past the {facts.events} events")
+        events_lines = (ledgers.get("events.jsonl") or {}).get("lines")
+        if events_lines is not None and events_lines != next_seq:
+            problems.append(f"events.jsonl offset {events_lines} lines != next_seq {next_seq}")
+        engine_next = (cp.get("engine") or {}).get("next_event_index")
+        if engine_next is not None and engine_next != next_seq:
+            problems.append(f"engine.next_event_index {engine_next} != next_seq {next_seq}")
+        if next_seq > 0 and (next_seq - 1) not in facts.type_at:
+            problems.append(f"the event at seq {next_seq - 1} is not a checkpoint event")
+    return _verdict(name, problems, f"next_seq {next_seq}")
+
+
+def _at_line_end(run: RunFiles, ledger: str, nbytes: int) -> bool:
+    try:
+        with open(run.path / ledger, "rb") as handle:
+            handle.seek(nbytes - 1)
+            return handle.read(1) == b"\n"
+    except OSError:
+        return False
+
+
+def check_run(run: RunFiles, facts: RunFacts, state: str) -> list[Invariant]:
+    """Every invariant of one run; end-of-run checks are skipped unless it has ended."""
+    ended = state in ("finished", "stopped", "failed") and run.manifest is not None
+    out = [
+        seq_contiguous(facts),
+        frontier_registered(run, facts),
+        accepted_validated(run, facts, running=not ended),
+        checkpoint_check(run, facts, finished=ended),
+    ]
+    if ended:
+        out.extend(manifest_checks(run, facts))
+        out.append(cache_check(run, facts))
+    else:
+        reason = f"the run is {state}: no final manifest"
+        out.extend(
+            Invariant(name, "skipped", reason)
+            for name in (
+                "manifest.rollouts",
+                "manifest.cost",
+                "manifest.proposals",
+                "manifest.artifacts",
+                "cache.profile_matches_ledgers",
+            )
+        )
+    return out

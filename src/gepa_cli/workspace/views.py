@@ -1,0 +1,236 @@
+"""DuckDB views over run directories: the lens over the files, which stay the truth.
+
+One in-memory connection reads the files in place (``read_json`` on the ledgers), so
+nothing is ever locked or written in a run directory. Ledgers are read with
+``ignore_errors``: the half-written last line of a running run (and any unparsable
+line) comes back as an all-NULL row, which the views drop by their key column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from gepa_cli.workspace import schemas
+from gepa_cli.workspace.discover import RunFiles, read_runs
+from gepa_cli.workspace.errors import QueryError
+
+# The run id is the name of the directory holding the file.
+RUN_ID_SQL = r"regexp_extract(filename, '([^/\\]+)[/\\][^/\\]+$', 1)"
+
+
+def sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def columns_literal(columns: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{sql_string(k)}: {sql_string(v)}" for k, v in columns.items()) + "}"
+
+
+def empty_select(columns: Mapping[str, str]) -> str:
+    """A typed, empty relation: the view of a file no run has yet."""
+    casts = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items())
+    return f"SELECT CAST(NULL AS VARCHAR) AS run_id, {casts} WHERE false"
+
+
+def read_files(files: Sequence[Path], columns: Mapping[str, str], *, lines: bool) -> str:
+    """``SELECT run_id, <columns>`` over ``files`` with pinned types."""
+    if not files:
+        return empty_select(columns)
+    listing = "[" + ", ".join(sql_string(f.as_posix()) for f in files) + "]"
+    fmt = "newline_delimited" if lines else "unstructured"
+    names = ", ".join(columns)
+    return (
+        f"SELECT {RUN_ID_SQL} AS run_id, {names} FROM read_json({listing}, "
+        f"columns={columns_literal(columns)}, format='{fmt}', ignore_errors=true, "
+        "filename=true)"
+    )
+
+
+def existing(runs: Sequence[RunFiles], name: str) -> list[Path]:
+    return [run.path / name for run in runs if (run.path / name).is_file()]
+
+
+def _usage_columns() -> str:
+    return (
+        "usage.prompt_tokens AS prompt_tokens, usage.completion_tokens AS completion_tokens, "
+        "usage.cost_usd AS cost_usd, usage.cost_known AS cost_known"
+    )
+
+
+def _num(value: Any) -> Any:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def run_state(run: RunFiles) -> str:
+    """running | finished | stopped | failed | crashed | unknown | incomplete.
+
+    The lock decides first: a live pid on this host is running even when an older
+    manifest exists (a resumed run); a dead pid is a crash whatever the registry says.
+    """
+    if run.lock == "alive":
+        return "running"
+    if run.lock == "unknown":
+        return "unknown"  # held by a process on another host: cannot tell from here
+    if run.lock == "stale":
+        return "crashed"
+    state = (run.manifest or {}).get("state")
+    if state in ("finished", "stopped", "failed"):
+        return str(state)
+    return "incomplete"  # no lock and no manifest: it died before either was written
+
+
+def runs_row(run: RunFiles) -> tuple[Any, ...]:
+    manifest = run.manifest or {}
+    best = manifest.get("best_candidate") or {}
+    seed = manifest.get("seed_candidate") or {}
+    budget = manifest.get("budget") or {}
+    cache = manifest.get("cache") or {}
+    profile = run.cache_profile or {}
+    proposer = (run.config or {}).get("proposer") or {}
+    registry = run.registry
+    frontier = run.frontier or {}
+    return (
+        run.run_id,
+        str(run.path),
+        run_state(run),
+        run.lock,
+        registry.state if registry else None,
+        _str(manifest.get("state")),
+        _str(manifest.get("config_path")) or (registry.config if registry else None),
+        _str(manifest.get("started_at")) or (registry.started_at if registry else None),
+        _str(manifest.get("finished_at")),
+        _str(manifest.get("stopped_by")),
+        _str(best.get("id")) or _str(frontier.get("best_candidate_id")),
+        _num(best.get("val_mean")) if best else _num(frontier.get("best_val_mean")),
+        _num(best.get("val_count")),
+        _num(best.get("heldout_mean")),
+        _num(seed.get("val_mean")),
+        _num(seed.get("heldout_mean")),
+        _num((budget.get("rollouts") or {}).get("total")),
+        _num(budget.get("proposals")),
+        _num(budget.get("tokens")),
+        _num(manifest.get("cost_usd", budget.get("cost_usd"))),
+        manifest.get("cost_known") if isinstance(manifest.get("cost_known"), bool) else None,
+        _num(manifest.get("spent_usd")),
+        _num(manifest.get("num_candidates")),
+        _num(manifest.get("iterations")),
+        _str(cache.get("mode")) or _str(profile.get("mode")),
+        _str(cache.get("namespace")) or _str(profile.get("namespace")),
+        _str(proposer.get("backend")),
+        orjson.dumps(manifest).decode() if run.manifest is not None else None,
+    )
+
+
+def register_views(con: duckdb.DuckDBPyConnection, runs: Sequence[RunFiles]) -> None:
+    columns = ", ".join(f"{c} {t}" for c, t in schemas.RUNS.items())
+    con.execute(f"CREATE TABLE runs ({columns})")
+    if runs:
+        marks = ", ".join("?" for _ in schemas.RUNS)
+        con.executemany(f"INSERT INTO runs VALUES ({marks})", [runs_row(r) for r in runs])
+
+    events = read_files(existing(runs, "events.jsonl"), schemas.EVENTS, lines=True)
+    con.execute(f"CREATE VIEW events AS SELECT * FROM ({events}) WHERE seq IS NOT NULL")
+
+    rollouts = read_files(existing(runs, "rollouts.jsonl"), schemas.ROLLOUTS, lines=True)
+    con.execute(
+        f"CREATE VIEW rollouts AS SELECT *, {_usage_columns()} FROM ({rollouts}) "
+        "WHERE candidate_id IS NOT NULL"
+    )
+
+    proposals = read_files(existing(runs, "proposals.jsonl"), schemas.PROPOSALS, lines=True)
+    con.execute(
+        "CREATE VIEW proposals AS SELECT *, "
+        "trim(split_part(outcome, ':', 1)) AS outcome_kind, "
+        "usage.prompt_tokens AS prompt_tokens, usage.completion_tokens AS completion_tokens, "
+        "usage.cost_known AS cost_known "
+        f"FROM ({proposals}) WHERE proposal_id IS NOT NULL"
+    )
+
+    candidates = read_files(existing(runs, "candidates.jsonl"), schemas.CANDIDATES, lines=True)
+    con.execute(
+        f"CREATE VIEW candidates AS SELECT * FROM ({candidates}) WHERE candidate_id IS NOT NULL"
+    )
+
+    frontier = read_files(existing(runs, "frontier.json"), schemas.FRONTIER_FILE, lines=False)
+    con.execute(
+        "CREATE VIEW frontier AS SELECT run_id, frontier_type, entry.key AS key, "
+        "unnest(entry.value) AS candidate_id, best_scores[entry.key] AS best_score, "
+        "best_candidate_id, best_val_mean FROM (SELECT *, unnest(map_entries(frontier)) "
+        f"AS entry FROM ({frontier}) WHERE frontier IS NOT NULL)"
+    )
+
+    profile = read_files(
+        existing(runs, "cache_profile.json"), schemas.CACHE_PROFILE_FILE, lines=False
+    )
+    # One row per (run, source, boundary): what the cache counted (source 'profile')
+    # next to what the ledgers recorded per call (source 'ledger'); `unrecorded` counts
+    # ledger rows without a cache action (calls that raised before the cache answered).
+    con.execute(
+        "CREATE VIEW cache AS "
+        "SELECT run_id, 'profile' AS source, entry.key AS boundary, namespace, mode, "
+        "entry.value.hits AS hits, entry.value.misses AS misses, entry.value.writes AS writes, "
+        "entry.value.not_stored AS not_stored, CAST(NULL AS BIGINT) AS live, "
+        "CAST(NULL AS BIGINT) AS unrecorded "
+        "FROM (SELECT *, unnest(map_entries(boundaries)) AS entry "
+        f"FROM ({profile}) WHERE boundaries IS NOT NULL) "
+        "UNION ALL "
+        "SELECT run_id, 'ledger', 'container.rollout', NULL, NULL, "
+        "count(*) FILTER (cache_action = 'hit'), NULL, count(*) FILTER (cache_action = 'write'), "
+        "NULL, count(*) FILTER (cache_action = 'live'), "
+        "count(*) FILTER (cache_action IS NULL OR cache_action NOT IN ('hit', 'write', 'live')) "
+        "FROM rollouts GROUP BY run_id "
+        "UNION ALL "
+        "SELECT p.run_id, 'ledger', 'proposer.' || coalesce(any_value(r.proposer_backend), "
+        "'unknown'), NULL, NULL, "
+        "count(*) FILTER (cache_action = 'hit'), NULL, count(*) FILTER (cache_action = 'write'), "
+        "NULL, count(*) FILTER (cache_action = 'live'), "
+        "count(*) FILTER (cache_action IS NULL OR cache_action NOT IN ('hit', 'write', 'live')) "
+        "FROM proposals p LEFT JOIN runs r USING (run_id) GROUP BY p.run_id"
+    )
+
+
+class Workspace:
+    """Run directories with the views registered on a fresh in-memory connection."""
+
+    def __init__(self, runs: Sequence[RunFiles]) -> None:
+        self.runs = list(runs)
+        self.con = duckdb.connect(":memory:")
+        register_views(self.con, self.runs)
+
+    @classmethod
+    def open(cls, target: str | Path) -> Workspace:
+        return cls(read_runs(target))
+
+    def query(
+        self, sql: str, params: Sequence[Any] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run ``sql``; return (column names, rows). DuckDB errors become `QueryError`."""
+        try:
+            cursor = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+            rows = cursor.fetchall()
+            names = [d[0] for d in cursor.description] if cursor.description else []
+        except duckdb.Error as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise QueryError(
+                f"query failed: {first}",
+                hint="the views are " + ", ".join(schemas.VIEW_NAMES) + " (see docs/querying.md)",
+            ) from None
+        return names, rows
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,89 @@
+"""A run produced by `gepa-cli gepa run` passes every invariant and is queryable."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import orjson
+from typer.testing import CliRunner
+
+from gepa_cli.cli.main import app
+from gepa_cli.workspace import Workspace, workspace_status
+
+SUPPORT = Path(__file__).resolve().parents[1] / "support" / "reference_container.py"
+
+# Adds the words the feedback says are missing, so the run really improves.
+PROPOSER = """
+import json, re, sys
+request = json.load(sys.stdin)
+text = request["current_text"]
+for example in request["reflective_dataset"]:
+    found = re.search(r"Missing: (.*)\\.", example.get("feedback") or "")
+    for word in (found.group(1).split(", ") if found else []):
+        if word not in text:
+            text += " " + word
+print("```\\n" + text + "\\n```")
+"""
+
+
+def write_config(tmp: Path) -> Path:
+    shutil.copy(SUPPORT, tmp / "reference_container.py")
+    (tmp / "propose.py").write_text(PROPOSER)
+    config = tmp / "gepa.toml"
+    config.write_text(
+        f"""
+[run]
+run_id = "real"
+output_dir = "runs"
+
+[container]
+app = "reference_container:app"
+
+[dataset]
+train_split = "train"
+train_seeds = "0:12"
+val_seeds = "0:4"
+heldout_split = "test"
+heldout_seeds = "0:3"
+
+[seed_candidate]
+system_prompt = "Answer well."
+
+[proposer]
+backend = "command"
+command = [{orjson.dumps(sys.executable).decode()}, "propose.py"]
+input = "json"
+
+[gepa]
+max_total_rollouts = 60
+minibatch_size = 3
+
+[cache]
+mode = "readwrite"
+path = "cache"
+namespace = "reference"
+"""
+    )
+    return config
+
+
+def test_status_and_query_on_a_real_run(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = CliRunner().invoke(app, ["gepa", "run", "--config", str(config)])
+    assert result.exit_code == 0, result.stderr
+    runs = tmp_path / "runs"
+    status = workspace_status(runs)
+    assert [r.state for r in status.runs] == ["finished"]
+    run = status.runs[0]
+    report = {i.name: (i.outcome, i.detail) for i in run.invariants}
+    assert status.ok, report
+    assert all(outcome == "ok" for outcome, _ in report.values()), report
+    assert run.events_by_type["run.finished"] == 1
+    with Workspace.open(runs) as ws:
+        _, rows = ws.query("SELECT count(*) FROM rollouts")
+        manifest = orjson.loads((runs / "real" / "manifest.json").read_bytes())
+        assert rows[0][0] == manifest["budget"]["rollouts"]["total"] > 0
+        _, rows = ws.query("SELECT count(*) FROM frontier")
+        assert rows[0][0] > 0

@@ -102,6 +102,20 @@ class CancelledError(GepaCliError):
     exit_code = 130
 
 
+class WorkspaceError(GepaCliError):
+    """A runs directory or glob cannot be read as run directories."""
+
+    error_code = "workspace_error"
+    exit_code = 2
+
+
+class QueryError(GepaCliError):
+    """A SQL query over the workspace views failed (DuckDB's message is kept)."""
+
+    error_code = "query_error"
+    exit_code = 2
+
+
 ALL_ERRORS: tuple[type[GepaCliError], ...] = (
     GepaCliError,
     ConfigError,
@@ -114,4 +128,6 @@ ALL_ERRORS: tuple[type[GepaCliError], ...] = (
     ResumeError,
     EventCompareError,
     CancelledError,
+    WorkspaceError,
+    QueryError,
 )

@@ -187,8 +187,9 @@ class RunRecorder:
 
     # -- CheckpointSink --------------------------------------------------------------
     def save_checkpoint(self, snapshot: Mapping[str, Any]) -> None:
-        self.write_frontier()
+        # candidates reach the disk before a frontier that names them
         offsets = self.ledgers.flush()
+        self.write_frontier()
         runner = self._runner_state()
         if runner.get("cache_profile") is not None:
             self.run_dir.write_json("cache_profile.json", runner["cache_profile"])

@@ -1,0 +1,93 @@
+"""A ready-to-run task directory: the reference container, a deterministic proposer
+program and a config, so end-to-end tests can drive `gepa-cli gepa run` for real."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+SUPPORT = Path(__file__).resolve().parent
+
+# Deterministic stand-in for an LLM proposer: it reads the reflective dataset and adds
+# the first keyword the feedback says is missing (one per call, so runs take a while).
+PROPOSER = """
+import json, re, sys
+request = json.load(sys.stdin)
+text = request["current_text"]
+missing = []
+for record in request["reflective_dataset"]:
+    found = re.search(r"Missing: (.*)\\.", record["feedback"] or "")
+    if found:
+        missing += [word.strip() for word in found.group(1).split(",")]
+new = [word for word in sorted(set(missing)) if word not in text.lower()]
+print("```\\n" + (text + " Mind " + new[0] + "." if new else text) + "\\n```")
+"""
+
+# Kills its own process (the gepa-cli run serving it in-process) at the k-th rollout,
+# the harshest crash there is: no handler, no flush, no cleanup.
+CRASHING_CONTAINER = """
+import os, signal
+from reference_container import create_app
+
+app = create_app()
+_after = int(os.environ.get("GEPA_TEST_KILL_AFTER_ROLLOUTS", "0"))
+_seen = 0
+
+@app.middleware("http")
+async def crash(request, call_next):
+    global _seen
+    if request.url.path == "/rollout":
+        _seen += 1
+        if _after and _seen >= _after:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return await call_next(request)
+"""
+
+SECTIONS: dict[str, dict[str, Any]] = {
+    "run": {"seed": 3},
+    "container": {"app": "reference_container:app"},
+    "dataset": {
+        "train_split": "train",
+        "train_seeds": "0:30",
+        "val_seeds": "100:110",
+        "heldout_split": "test",
+        "heldout_seeds": "0:10",
+    },
+    "proposer": {"backend": "command", "command": ["{python}", "propose.py"], "input": "json"},
+    "gepa": {"max_total_rollouts": 150, "minibatch_size": 3},
+    "cache": {"mode": "readwrite", "path": "cache", "namespace": "ref"},
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def write_config(path: Path, **overrides: dict[str, Any]) -> Path:
+    """Write the sample config with ``overrides`` merged per section (None drops a key)."""
+    lines: list[str] = []
+    for section in dict.fromkeys([*SECTIONS, *overrides]):
+        merged = {**SECTIONS.get(section, {}), **overrides.get(section, {})}
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(v)}" for key, v in merged.items() if v is not None]
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def make_task_dir(root: Path, name: str = "gepa.toml", **overrides: dict[str, Any]) -> Path:
+    """Create ``root`` with the container, the proposer and a config; return the config."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SUPPORT / "reference_container.py", root / "reference_container.py")
+    (root / "propose.py").write_text(PROPOSER, encoding="utf-8")
+    (root / "crashing_container.py").write_text(CRASHING_CONTAINER, encoding="utf-8")
+    return write_config(root / name, **overrides)

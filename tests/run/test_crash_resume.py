@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 import pytest
-from support.task_dir import make_task_dir
 
 from gepa_cli.artifacts import read_jsonl
+from support.task_dir import make_task_dir
 
 
 def cli(*args: str, kill_after: int | None = None) -> subprocess.CompletedProcess[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 from typer.testing import CliRunner
 
@@ -119,3 +120,23 @@ def test_debug_shows_traceback(tmp_path: Path) -> None:
     loud = CliRunner().invoke(app, ["--debug", "gepa", "validate", "--config", str(missing)])
     assert loud.exit_code == 2
     assert "Traceback" in loud.stderr
+
+
+def test_validate_warns_when_the_budget_allows_fewer_than_three_proposals(
+    config: Path,
+) -> None:
+    config.write_text(CONFIG.replace("max_total_rollouts = 10", "max_total_rollouts = 12"))
+    result = CliRunner().invoke(
+        app, ["gepa", "validate", "--config", str(config), "--json", "--skip-container"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: the budget allows only" in result.stderr
+    preview = orjson.loads(result.stdout)["budget_preview"]
+    assert preview["proposals"] < 3 and preview["limited_by"] == "max_total_rollouts"
+
+    config.write_text(CONFIG.replace("max_total_rollouts = 10", "max_total_rollouts = 500"))
+    roomy = CliRunner().invoke(
+        app, ["gepa", "validate", "--config", str(config), "--json", "--skip-container"]
+    )
+    assert "warning" not in roomy.stderr
+    assert orjson.loads(roomy.stdout)["budget_preview"]["proposals"] >= 3

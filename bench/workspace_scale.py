@@ -63,7 +63,9 @@ def main() -> None:
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gepa-workspace-bench-"))
     root = tmp / "runs"
-    per_run = -(-opts.rollouts // opts.runs)
+    # a synthetic run stops before an iteration that would pass its target, so aim one
+    # worst-case iteration (2 minibatches + validation + heldout) higher to reach the total
+    per_run = -(-opts.rollouts // opts.runs) + 2 * 10 + 100 + 2 * 20
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=2) as pool:
         rows = sum(pool.map(build, [(root, i, per_run) for i in range(opts.runs)]))

@@ -206,7 +206,9 @@ class ProposerConfig(Section):
 
 
 class PipelineConfig(Section):
-    mode: Literal["sync_serial", "async_pipelined"] = "sync_serial"
+    # Rollouts of one batch already run concurrently; overlapping whole iterations
+    # ("async_pipelined" in design.md) is not built, so it is refused rather than ignored.
+    mode: Literal["sync_serial"] = "sync_serial"
 
 
 class GepaSettings(Section):

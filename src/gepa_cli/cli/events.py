@@ -1,4 +1,4 @@
-"""`gepa-cli events ...`: normalize and compare event feeds."""
+"""`gepa-cli events ...`: replay, normalize and compare event feeds."""
 
 from __future__ import annotations
 
@@ -10,9 +10,15 @@ import typer
 
 from gepa_cli.artifacts.compare import compare_feeds
 from gepa_cli.artifacts.events import normalize_file
+from gepa_cli.artifacts.replay import (
+    check_artifacts,
+    format_summary,
+    format_timeline,
+    replay_events,
+)
 from gepa_cli.cli.app import new_group
 
-events_app = new_group("Normalize and compare event feeds (events.jsonl).")
+events_app = new_group("Replay, normalize and compare event feeds (events.jsonl).")
 
 
 @events_app.command("normalize")
@@ -44,4 +50,35 @@ def compare(
     else:
         typer.echo(result.summary(), err=True)
     if not result.identical:
+        raise typer.Exit(1)
+
+
+@events_app.command("replay")
+def replay(
+    events: Path = typer.Option(..., "--events", help="An events.jsonl feed."),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Compare with candidates.jsonl, frontier.json, manifest.json and rollouts.jsonl "
+        "next to the feed.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="The rebuilt state as JSON on stdout."),
+) -> None:
+    """Rebuild a run from its feed alone. Exit 0 ok, 1 --check found disagreements, 2 error."""
+    state = replay_events(events)
+    report = check_artifacts(state) if check else None
+    if as_json:
+        payload = state.to_dict()
+        if report is not None:
+            payload["check"] = report.to_dict()
+        typer.echo(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode())
+    else:
+        for line in (*format_timeline(state), "", *format_summary(state)):
+            typer.echo(line)
+        if report is not None:
+            if report.ok:
+                typer.echo(f"check: ok ({', '.join(report.checked)} agree with the feed)")
+            for disagreement in report.disagreements:
+                typer.echo(f"check: {disagreement.line()}")
+    if report is not None and not report.ok:
         raise typer.Exit(1)

@@ -490,9 +490,13 @@ def check_artifacts(replay: Replay, run_dir: str | Path | None = None) -> CheckR
         pairs: list[tuple[str, Any, Any]] = [
             ("best_candidate.id", best.id if best else None, mbest.get("id")),
             ("best_candidate.val_mean", best.val_mean if best else None, mbest.get("val_mean")),
-            ("stopped_by", replay.stopped_by, manifest.get("stopped_by")),
-            ("num_candidates", finished.get("num_candidates"), manifest.get("num_candidates")),
         ]
+        if replay.finished is not None:
+            # a run that failed or was killed before run.finished has no feed-side answer
+            pairs += [
+                ("stopped_by", replay.stopped_by, manifest.get("stopped_by")),
+                ("num_candidates", finished.get("num_candidates"), manifest.get("num_candidates")),
+            ]
         for key in ("rollouts", "proposals", "tokens", "cost_usd"):
             pairs.append((f"budget.{key}", budget.get(key), mbudget.get(key)))
         for name, feed_value, value in pairs:

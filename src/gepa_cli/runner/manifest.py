@@ -24,7 +24,11 @@ def manifest_fields(
     spend: Spend,
     budget: Mapping[str, Any] | None,
     error: GepaCliError | None = None,
+    finished: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``result`` is the engine's; when the engine raised instead of returning (the
+    proposer gave up, a readonly cache missed, a signal) the facts come from the feed
+    so far (``finished``: see `RunRecorder.outcome`)."""
     recorded_cost = sum(float(entry["cost_usd"]) for entry in spend.by_boundary.values())
     cost_known = all(bool(entry["cost_known"]) for entry in spend.by_boundary.values())
     fields: dict[str, Any] = {
@@ -70,5 +74,23 @@ def manifest_fields(
             budget=result.budget,
             num_candidates=result.num_candidates,
             iterations=result.iterations,
+        )
+    elif finished is not None:
+        fields.update(
+            best_candidate={
+                "id": finished.get("best_candidate_id"),
+                "texts": finished.get("best_texts"),
+                "val_mean": finished.get("best_val_mean"),
+                "val_count": finished.get("best_val_count"),
+                "heldout_mean": finished.get("best_heldout_mean"),
+            },
+            seed_candidate={
+                "id": "c0000",
+                "val_mean": finished.get("seed_val_mean"),
+                "val_count": finished.get("seed_val_count"),
+                "heldout_mean": finished.get("seed_heldout_mean"),
+            },
+            num_candidates=finished.get("num_candidates"),
+            iterations=finished.get("iterations"),
         )
     return fields

@@ -92,6 +92,9 @@ class RunRecorder:
         self.last_checkpoint_index = 0
         self.last_budget: dict[str, Any] | None = None
         self.finished_stopped_by: str | None = None
+        self.finished: dict[str, Any] | None = None
+        self._validated: dict[str, dict[str, Any]] = {}
+        self._iterations = 0
 
     # -- EventSink -------------------------------------------------------------------
     def emit(self, event_type: str, data: Mapping[str, Any]) -> None:
@@ -105,7 +108,11 @@ class RunRecorder:
     def _on_candidate_registered(self, data: Mapping[str, Any]) -> None:
         self._registered[str(data["candidate_id"])] = dict(data)
 
+    def _on_iteration_started(self, data: Mapping[str, Any]) -> None:
+        self._iterations = max(self._iterations, int(data.get("iteration", 0)))
+
     def _on_candidate_validated(self, data: Mapping[str, Any]) -> None:
+        self._validated[str(data["candidate_id"])] = dict(data)
         registered = self._registered.get(str(data["candidate_id"]), {})
         row = {
             key: registered.get(key)
@@ -131,9 +138,34 @@ class RunRecorder:
         self.last_budget = {k: v for k, v in data.items() if k not in ("iteration", "limits")}
 
     def _on_run_finished(self, data: Mapping[str, Any]) -> None:
+        self.finished = dict(data)
         self.finished_stopped_by = data.get("stopped_by")
         if isinstance(data.get("budget"), Mapping):
             self.last_budget = dict(data["budget"])
+
+    def outcome(self) -> dict[str, Any] | None:
+        """What the feed says of the run so far: ``run.finished`` when the engine got
+        there, else the best candidate of the last frontier (a run that failed midway)."""
+        if self.finished is not None:
+            facts = dict(self.finished)
+        elif self._frontier is not None:
+            best = str(self._frontier.get("best_candidate_id"))
+            seed = self._validated.get("c0000", {})
+            facts = {
+                "best_candidate_id": best,
+                "best_val_mean": self._validated.get(best, {}).get("val_mean"),
+                "best_val_count": self._validated.get(best, {}).get("val_count"),
+                "seed_val_mean": seed.get("val_mean"),
+                "num_candidates": len(self._registered),
+                "iterations": self._iterations,
+            }
+        else:
+            return None
+        best_id = str(facts.get("best_candidate_id"))
+        facts["best_texts"] = self._registered.get(best_id, {}).get("texts")
+        facts.setdefault("best_val_count", self._validated.get(best_id, {}).get("val_count"))
+        facts["seed_val_count"] = self._validated.get("c0000", {}).get("val_count")
+        return facts
 
     def _on_frontier_updated(self, data: Mapping[str, Any]) -> None:
         self._frontier = dict(data)

@@ -224,6 +224,7 @@ class GepaRun:
             spend=spend,
             budget=recorder.last_budget,
             error=error,
+            finished=recorder.outcome(),
         )
         manifest = write_manifest(run_dir.root, fields, history)
         registry.record(

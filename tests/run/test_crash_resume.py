@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from gepa_cli.artifacts import read_jsonl
+from support.checks import replay_check
 from support.task_dir import make_task_dir
 
 
@@ -103,6 +104,8 @@ def test_sigkill_then_resume_matches_the_uninterrupted_run(task: tuple[Path, Pat
         runs / "whole" / "events.normalized.jsonl"
     ).read_bytes()
 
+    replay_check(run_dir)
+    replay_check(runs / "whole")
     rows = read_jsonl(run_dir / "rollouts.jsonl")
     keys = Counter((row["candidate_id"], row["example_id"], row["split"]) for row in rows)
     assert max(keys.values()) == 1, "a logical evaluation was recorded twice"

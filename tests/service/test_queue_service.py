@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 
 from tests.service.support import make_task, read_manifest, running_service
@@ -67,5 +68,5 @@ def test_twenty_runs_succeed_once_without_namespace_overlap(tmp_path: Path) -> N
         )
     for namespace, spans in by_namespace.items():
         spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:]):
+        for (_, end), (start, _) in pairwise(spans):
             assert end <= start, f"two runs overlap on {namespace}"

@@ -119,7 +119,8 @@ def create_app(settings: ServiceSettings, *, start_workers: bool = True) -> Fast
         return {
             "requests": queue.counts(),
             "workers": [
-                {"worker_id": owner, "request_id": busy.get(owner)} for owner in pool.owners()
+                {"worker_id": owner, "request_id": busy.get(owner)}
+                for owner in [*pool.owners(), *sorted(set(busy) - set(pool.owners()))]
             ],
             "leases": [
                 {

@@ -242,7 +242,9 @@ class WorkerPool:
         self._lock = threading.Lock()
 
     def owners(self) -> list[str]:
-        return [f"{self.settings.worker_id}-{index}" for index in range(self.settings.workers)]
+        # the pid keeps two services started with one --worker-id from sharing a lease
+        prefix = f"{self.settings.worker_id}/{os.getpid()}"
+        return [f"{prefix}-{index}" for index in range(self.settings.workers)]
 
     def start(self) -> None:
         self.queue.requeue_expired()
@@ -264,7 +266,7 @@ class WorkerPool:
         """Claim one request now and run it on its own thread; None if nothing is ready."""
         with self._lock:
             self._manual += 1
-            owner = f"{self.settings.worker_id}-manual-{self._manual}"
+            owner = f"{self.settings.worker_id}/{os.getpid()}-manual-{self._manual}"
         request = self.queue.claim(owner, self.settings.lease_seconds)
         if request is not None:
             thread = threading.Thread(

@@ -26,7 +26,9 @@ from typing import Any
 
 import orjson
 
-from gepa_cli.runner import RunResult, request_stop, summary
+from gepa_cli.artifacts import write_bytes_atomic
+from gepa_cli.runner import RunResult, summary
+from gepa_cli.runner.control import STOP_FILE, STOP_REASONS
 from gepa_cli.service.errors import LeaseLostError
 from gepa_cli.service.queue import Request, RunQueue
 from gepa_cli.service.submit import ServiceSettings
@@ -51,6 +53,14 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
             os._exit(1)
 
     return preexec
+
+
+def request_stop(run_dir: Path, reason: str) -> None:
+    """`gepa_cli.runner.request_stop`, but atomic: the run may read the STOP file while
+    it is being written, and an empty one would read as a plain ``stop_file``."""
+    if reason not in STOP_REASONS:
+        raise ValueError(f"unknown stop reason {reason!r}")
+    write_bytes_atomic(run_dir / STOP_FILE, reason.encode() + b"\n", fsync=False)
 
 
 def child_argv(request: Request, settings: ServiceSettings, resume: bool) -> list[str]:
@@ -157,15 +167,17 @@ class Executor:
             )
         try:
             self.queue.mark_running(request.request_id, owner, proc.pid)
-            returncode = self._supervise(proc, request, owner, run_dir)
+            returncode, stop_sent = self._supervise(proc, request, owner, run_dir)
         except BaseException:
             _terminate(proc)
             raise
-        self._record(request, owner, run_dir, returncode, started, Path(f"{stem}.err"))
+        outcome = (returncode, stop_sent, started)
+        self._record(request, owner, run_dir, outcome, Path(f"{stem}.err"))
 
     def _supervise(
         self, proc: subprocess.Popen[bytes], request: Request, owner: str, run_dir: Path
-    ) -> int:
+    ) -> tuple[int, str | None]:
+        """The child's exit code and the control (cancel or pause) sent to it, if any."""
         lease = self.settings.lease_seconds
         tick = min(0.25, lease / 4)
         beat_every, last_beat = lease / 3, time.monotonic()
@@ -173,11 +185,11 @@ class Executor:
         control = request.control
         while True:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                return proc.wait(timeout=tick)
+                return proc.wait(timeout=tick), stop_sent
             if self.stopping.is_set():
                 # checkpoint and exit; the request goes back to the queue for a resume
                 _terminate(proc, grace=SHUTDOWN_GRACE_SECONDS)
-                return proc.wait()
+                return proc.wait(), stop_sent
             if time.monotonic() - last_beat >= beat_every:
                 control = self.queue.heartbeat(request.request_id, owner, lease)
                 last_beat = time.monotonic()
@@ -194,10 +206,10 @@ class Executor:
         request: Request,
         owner: str,
         run_dir: Path,
-        returncode: int,
-        started: float,
+        outcome: tuple[int, str | None, float],
         stderr_path: Path,
     ) -> None:
+        returncode, stop_sent, started = outcome
         manifest = _read_manifest(run_dir, started)
         if self.stopping.is_set() and returncode != 0:
             self.queue.finish(request.request_id, owner, "queued", manifest=manifest)
@@ -205,7 +217,9 @@ class Executor:
         if returncode == 0 and manifest is not None:
             stopped_by = manifest.get("stopped_by")
             if manifest.get("state") == "stopped":
-                status = STOPPED_STATUS.get(str(stopped_by), "paused")
+                # the service's own cancel or pause says why, whatever the run recorded
+                reason = STOP_REASON.get(stop_sent or "", str(stopped_by))
+                status = STOPPED_STATUS.get(reason, "paused")
             else:
                 status = "succeeded"
             self.queue.finish(request.request_id, owner, status, manifest=manifest)

@@ -8,9 +8,11 @@ from gepa_cli.cli.events import events_app
 from gepa_cli.cli.gepa import gepa_app
 from gepa_cli.cli.gepa_run import register as _register_run_commands
 from gepa_cli.cli.query import query
+from gepa_cli.cli.service import register as _register_service_command
 from gepa_cli.cli.workspace import workspace_app
 
 _register_run_commands()
+_register_service_command()
 app.add_typer(gepa_app, name="gepa")
 app.add_typer(events_app, name="events")
 app.add_typer(cache_app, name="cache")

@@ -1,0 +1,130 @@
+"""Service settings, path confinement, and turning a submission into a queued request.
+
+A submission is validated exactly as `gepa run` would validate it before anything is
+queued, so a bad config is answered at once (422) instead of failing in a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gepa_cli.config import GepaConfig, config_from_dict, load_config
+from gepa_cli.errors import ConfigError
+from gepa_cli.service.errors import BadRequestError, ConflictError, PathNotAllowedError
+from gepa_cli.service.queue import Request, RunQueue
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on 3.10
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    db_path: Path
+    output_dir: Path
+    allowed_roots: tuple[Path, ...]
+    worker_id: str = "worker"
+    workers: int = 1
+    api_key: str | None = None
+    lease_seconds: float = 30.0
+    poll_seconds: float = 0.2
+    keepalive_seconds: float = 15.0
+    # runs' stdout/stderr logs and submitted config files live here
+    data_dir: Path = field(default=Path(".gepa-service"))
+
+    @property
+    def config_dir(self) -> Path:
+        return self.data_dir / "configs"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+def confine(path: str | Path, roots: tuple[Path, ...], what: str = "path") -> Path:
+    """``path`` resolved (relative ones against the first root); outside every root: 400."""
+    raw = Path(path)
+    resolved = (raw if raw.is_absolute() else roots[0] / raw).resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise PathNotAllowedError(
+            f"{what} {str(path)!r} resolves to {resolved}, outside the allowed roots",
+            hint="use a path under " + ", ".join(str(root) for root in roots),
+        )
+    return resolved
+
+
+def container_key(config: GepaConfig, base_dir: Path) -> str:
+    """One key per container: a URL is shared; an app or command is per config directory."""
+    container = config.container
+    if container.url:
+        return f"url:{container.url}"
+    if container.app:
+        return f"app:{base_dir}:{container.app}"
+    return f"command:{base_dir}:{json.dumps(container.command)}"
+
+
+def namespace_key(config: GepaConfig) -> str:
+    return f"{config.cache.path.resolve()}#{config.cache.namespace}"
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"svc-{stamp}-{secrets.token_hex(4)}"
+
+
+def submit(queue: RunQueue, settings: ServiceSettings, body: dict[str, Any]) -> Request:
+    """Validate a ``POST /runs`` body and queue it; raises before queueing on any problem."""
+    config_path, config_toml = body.get("config_path"), body.get("config_toml")
+    if (config_path is None) == (config_toml is None):
+        raise BadRequestError("give exactly one of 'config_path' and 'config_toml'")
+    roots = settings.allowed_roots
+    base_dir: Path | None = None
+    if config_path is not None:
+        path = confine(str(config_path), roots, "config_path")
+        config = load_config(path)
+        source_dir = path.parent
+    else:
+        base_dir = confine(str(body.get("base_dir") or roots[0]), roots, "base_dir")
+        try:
+            raw = tomllib.loads(str(config_toml))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config_toml is not valid TOML: {exc}") from None
+        config = config_from_dict(raw, base_dir=base_dir, source="config_toml")
+        source_dir = base_dir
+    for label, value in (
+        ("cache.path", config.cache.path),
+        ("proposer.prompt_template", config.proposer.prompt_template),
+    ):
+        if value is not None:
+            confine(value, roots, label)
+    run_id = config.run.run_id or new_run_id()
+    run_dir = (settings.output_dir / run_id).resolve()
+    if run_dir.exists():
+        raise ConflictError(
+            f"run directory {run_dir} already exists", hint="pick another [run] run_id"
+        )
+    if config_toml is not None:
+        settings.config_dir.mkdir(parents=True, exist_ok=True)
+        path = settings.config_dir / f"{run_id}.toml"
+        path.write_text(str(config_toml), encoding="utf-8")
+    request = queue.insert(
+        run_id=run_id,
+        config_path=path,
+        base_dir=base_dir,
+        run_dir=run_dir,
+        container_key=container_key(config, source_dir.resolve()),
+        namespace_key=namespace_key(config),
+        priority=int(body.get("priority") or 0),
+        auto_start=bool(body.get("auto_start", True)),
+    )
+    return request
+
+
+__all__ = ["ServiceSettings", "confine", "submit"]

@@ -1,0 +1,173 @@
+"""A real service in a subprocess, and small task directories for it to run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+SUPPORT = Path(__file__).resolve().parents[1] / "support" / "reference_container.py"
+
+# Appends the first missing keyword the feedback names, so every iteration improves.
+PROPOSER = """
+import json, re, sys
+request = json.load(sys.stdin)
+text = request["current_text"]
+missing = []
+for example in request["reflective_dataset"]:
+    found = re.search(r"Missing: (.*)\\.", example.get("feedback") or "")
+    missing += found.group(1).split(", ") if found else []
+new = [word for word in missing if word not in text]
+if new:
+    text += " Mind " + new[0] + "."
+print("```\\n" + text + "\\n```")
+"""
+
+
+def config_text(
+    namespace: str,
+    *,
+    app: str = "reference_container:app",
+    rollouts: int = 40,
+    cache_path: str = "cache",
+) -> str:
+    return f"""
+[run]
+seed = 3
+
+[container]
+app = "{app}"
+
+[dataset]
+train_split = "train"
+train_seeds = "0:30"
+val_seeds = "100:106"
+heldout_split = "test"
+heldout_seeds = "0:4"
+
+[proposer]
+backend = "command"
+command = ["{{python}}", "propose.py"]
+input = "json"
+
+[gepa]
+max_total_rollouts = {rollouts}
+minibatch_size = 3
+
+[cache]
+mode = "readwrite"
+path = "{cache_path}"
+namespace = "{namespace}"
+"""
+
+
+def make_task(
+    root: Path, name: str, namespace: str, *, latency: float = 0.0, rollouts: int = 40
+) -> Path:
+    """A directory with the container, the proposer and gepa.toml; returns the config."""
+    task = root / name
+    task.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SUPPORT, task / "reference_container.py")
+    (task / "propose.py").write_text(PROPOSER)
+    app = "reference_container:app"
+    if latency:
+        (task / "slow_container.py").write_text(
+            "from reference_container import create_app\n"
+            f"app = create_app(latency_seconds={latency})\n"
+        )
+        app = "slow_container:app"
+    config = task / "gepa.toml"
+    config.write_text(config_text(namespace, app=app, rollouts=rollouts))
+    return config
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Service:
+    """``gepa-cli gepa service`` as a child process on a free port."""
+
+    def __init__(self, root: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = args
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = root / f"service-{self.port}.log"
+
+    def start(self) -> Service:
+        argv = [
+            sys.executable, "-m", "gepa_cli.cli.main", "gepa", "service",
+            "--db", str(self.root / "service.sqlite"),
+            "--bind", f"127.0.0.1:{self.port}",
+            "--output-dir", str(self.root / "runs"),
+            "--allowed-root", str(self.root),
+            *self.args,
+        ]  # fmt: skip
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(argv, cwd=self.root, env=self.env, stderr=log, stdout=log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited: {self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("service did not come up")
+
+    def client(self, **headers: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@contextmanager
+def running_service(root: Path, *args: str, **kwargs: Any) -> Iterator[Service]:
+    service = Service(root, *args, **kwargs).start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def wait_for(client: httpx.Client, request_id: str, statuses: tuple[str, ...], timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body: dict[str, Any] = client.get(f"/runs/{request_id}").json()
+        if body["status"] in statuses:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"request {request_id} not {statuses} after {timeout}s: {body}")
+
+
+def read_manifest(run_dir: str | Path) -> dict[str, Any]:
+    return dict(orjson.loads((Path(run_dir) / "manifest.json").read_bytes()))

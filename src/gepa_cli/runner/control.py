@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from gepa_cli.artifacts import write_bytes_atomic
+
 STOP_FILE = "STOP"
 
 
@@ -25,7 +27,8 @@ def request_stop(run_dir: Path, reason: str = "stop_file") -> Path:
     if reason not in STOP_REASONS:
         raise ValueError(f"unknown stop reason {reason!r}")
     stop_file = run_dir / STOP_FILE
-    stop_file.write_text(reason + "\n", encoding="utf-8")
+    # atomic, so a run polling the file never reads it half-written (and empty)
+    write_bytes_atomic(stop_file, (reason + "\n").encode("utf-8"))
     return stop_file
 
 

@@ -114,9 +114,12 @@ def load_resume_point(root: Path, config_path: Path | None = None) -> ResumePoin
         )
         check_compatible(recorded, current, source)
         config = current
-    base_dir = Path(str(resolved.get("base_dir") or (source or root).resolve().parent))
-    if source is not None:
-        base_dir = source.resolve().parent
+    # the run's own base dir, unless the user hands in another config file to go on with
+    recorded_base = resolved.get("base_dir")
+    if config_path is not None or not recorded_base:
+        base_dir = (source or root).resolve().parent
+    else:
+        base_dir = Path(str(recorded_base))
     return ResumePoint(
         run_dir=run_dir,
         config=config,

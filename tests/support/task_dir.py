@@ -44,6 +44,14 @@ async def crash(request, call_next):
     return await call_next(request)
 """
 
+# The reference task with a per-rollout latency, so a test can act while a run is busy.
+SLOW_CONTAINER = """
+import os
+from reference_container import create_app
+
+app = create_app(latency_seconds=float(os.environ.get("GEPA_TEST_ROLLOUT_LATENCY", "0.2")))
+"""
+
 SECTIONS: dict[str, dict[str, Any]] = {
     "run": {"seed": 3},
     "container": {"app": "reference_container:app"},
@@ -90,4 +98,5 @@ def make_task_dir(root: Path, name: str = "gepa.toml", **overrides: dict[str, An
     shutil.copy(SUPPORT / "reference_container.py", root / "reference_container.py")
     (root / "propose.py").write_text(PROPOSER, encoding="utf-8")
     (root / "crashing_container.py").write_text(CRASHING_CONTAINER, encoding="utf-8")
+    (root / "slow_container.py").write_text(SLOW_CONTAINER, encoding="utf-8")
     return write_config(root / name, **overrides)

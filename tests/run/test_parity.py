@@ -67,6 +67,8 @@ def test_fresh_cached_and_readonly_runs_are_identical(tmp_path: Path) -> None:
         str(runs),
         "--cache-mode",
         "readonly",
+        "--cache-path",
+        str(config.parent / "cache"),
         "--json",
     )
     assert replay.exit_code == 0, replay.output
@@ -79,12 +81,13 @@ def test_fresh_cached_and_readonly_runs_are_identical(tmp_path: Path) -> None:
             "--left",
             str(runs / "fresh" / "events.jsonl"),
             "--right",
-            str(runs / other / "events.jsonl"),
+            str(runs / other),  # a run directory stands for its feed
         )
         assert compared.exit_code == 0, compared.output
-    # live spend is only what went live: the replay spent nothing on rollouts
+    # recorded usage covers replayed calls too; every rollout of the replay was a hit
     replayed = orjson.loads((runs / "replay" / "manifest.json").read_bytes())
     assert replayed["usage"]["container.rollout"]["calls"] == fresh["budget"]["rollouts"]["total"]
+    assert profile(runs / "replay")["boundaries"]["container.rollout"]["misses"] == 0
 
 
 @pytest.mark.parametrize(

@@ -62,12 +62,18 @@ def differing_keys(left: Any, right: Any, prefix: str = "") -> list[str]:
     return []
 
 
+def feed_path(path: Path) -> Path:
+    """A run directory stands for its events.jsonl."""
+    return path / "events.jsonl" if path.is_dir() else path
+
+
 def compare_feeds(left: Path, right: Path) -> CompareResult:
     """Normalize both feeds and report the first differing line, reading both fully.
 
     Bad lines anywhere in either feed raise `EventCompareError`, so a diff is never
     reported for a feed that could not have been read to the end.
     """
+    left, right = feed_path(left), feed_path(right)
     left_count = right_count = 0
     first: tuple[int, bytes | None, bytes | None] | None = None
     pairs = zip_longest(normalized_lines(left), normalized_lines(right))

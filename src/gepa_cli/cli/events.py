@@ -39,8 +39,12 @@ def normalize(
 
 @events_app.command("compare")
 def compare(
-    left: Path = typer.Option(..., "--left", help="First feed (raw or normalized)."),
-    right: Path = typer.Option(..., "--right", help="Second feed (raw or normalized)."),
+    left: Path = typer.Option(
+        ..., "--left", help="First feed (raw or normalized), or a run directory."
+    ),
+    right: Path = typer.Option(
+        ..., "--right", help="Second feed (raw or normalized), or a run directory."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
 ) -> None:
     """Compare two feeds after normalizing both. Exit 0 identical, 1 different, 2 error."""

@@ -66,16 +66,19 @@ def run(
     cache_mode: str | None = typer.Option(
         None, "--cache-mode", help="Override [cache] mode: off, readwrite or readonly."
     ),
+    cache_path: Path | None = typer.Option(
+        None, "--cache-path", help="Override [cache] path (e.g. a committed recording)."
+    ),
     output_dir: Path | None = typer.Option(
         None, "--output-dir", help="Override [run] output_dir (where run directories go)."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run one GEPA optimization and write its run directory."""
-    _execute(
-        GepaRun.from_toml(config, run_id=run_id, cache_mode=cache_mode, output_dir=output_dir),
-        as_json,
+    run = GepaRun.from_toml(
+        config, run_id=run_id, cache_mode=cache_mode, cache_path=cache_path, output_dir=output_dir
     )
+    _execute(run, as_json)
 
 
 def resume(

@@ -1,0 +1,98 @@
+"""The end of a run: heldout scores for the seed and the best, then run.finished and
+the result. A run the proposer gives up on still emits run.finished (with the error),
+so its feed says how it ended."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gepa_cli.engine import events as ev
+from gepa_cli.engine.budget import Work
+from gepa_cli.engine.result import EngineResult
+
+if TYPE_CHECKING:
+    from gepa_cli.engine.loop import GepaEngine
+
+
+async def heldout(engine: GepaEngine, stopped_by: str) -> None:
+    state = engine.state
+    seed, best = state.candidates[0], state.best()
+    targets = [(seed, ["seed", "best"])] if best is seed else [(seed, ["seed"]), (best, ["best"])]
+    for candidate, roles in targets:
+        if engine.stopped_externally:
+            # a stop request means "spend nothing more"; resume continues the run
+            engine.emitter.emit(
+                ev.HELDOUT_SKIPPED,
+                {"candidate_id": candidate.id, "roles": roles, "reason": stopped_by},
+            )
+            continue
+        missing = engine.evals.missing(candidate.content_hash, state.heldout_ids)
+        limit = engine.guard.blocked_by(
+            Work(heldout_rollouts=len(missing)), engine.control.elapsed_seconds()
+        )
+        if limit is not None:
+            engine.emitter.emit(
+                ev.HELDOUT_SKIPPED,
+                {"candidate_id": candidate.id, "roles": roles, "reason": limit},
+            )
+            continue
+        got = await engine.evals.evaluate(
+            candidate.id,
+            candidate.content_hash,
+            candidate.texts,
+            state.heldout_ids,
+            role="heldout",
+            purpose="heldout",
+            iteration=state.counters.iteration,
+        )
+        mean = sum(x.score for x in got.values()) / len(got)
+        state.heldout_means[candidate.id] = mean
+        engine.emitter.emit(
+            ev.HELDOUT_COMPLETED,
+            {"candidate_id": candidate.id, "roles": roles, "mean": mean, "count": len(got)},
+        )
+
+
+def emit_finished(
+    engine: GepaEngine, stopped_by: str, *, error: str | None = None
+) -> dict[str, Any]:
+    state = engine.state
+    seed, best = state.candidates[0], state.best()
+    data: dict[str, Any] = {
+        "stopped_by": stopped_by,
+        "best_candidate_id": best.id,
+        "best_val_mean": best.val_mean,
+        "best_val_count": len(best.val_scores),
+        "seed_val_mean": seed.val_mean,
+        "seed_heldout_mean": state.heldout_means.get(seed.id),
+        "best_heldout_mean": state.heldout_means.get(best.id),
+        "num_candidates": len(state.candidates),
+        "iterations": state.counters.iteration,
+        "budget": state.ledger.summary(),
+    }
+    if error is not None:
+        data["error"] = error
+    engine.emitter.emit(ev.RUN_FINISHED, data)
+    return data
+
+
+def finish(engine: GepaEngine, stopped_by: str) -> EngineResult:
+    emit_finished(engine, stopped_by)
+    state = engine.state
+    seed, best = state.candidates[0], state.best()
+    return EngineResult(
+        best_candidate_id=best.id,
+        best_texts=dict(best.texts),
+        best_val_mean=best.val_mean,
+        best_val_count=len(best.val_scores),
+        seed_val_mean=seed.val_mean,
+        seed_val_count=len(seed.val_scores),
+        seed_heldout_mean=state.heldout_means.get(seed.id),
+        best_heldout_mean=state.heldout_means.get(best.id),
+        heldout_count=len(state.heldout_ids),
+        budget=state.ledger.summary(),
+        stopped_by=stopped_by,
+        num_candidates=len(state.candidates),
+        iterations=state.counters.iteration,
+        state=state,
+    )

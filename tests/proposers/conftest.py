@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from .support import ChatServer, MemoryCache
+from support.memory_cache import MemoryCache
+
+from .support import ChatServer
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +11,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from gepa_cli.engine.types import ProposalRequest, ReflectiveRecord
-from gepa_cli.runtime.boundary import CacheAction, LiveCall, always_cacheable
 
 
 @dataclass
@@ -120,29 +117,3 @@ class ChatServer:
         if isinstance(reply.body, str):
             return PlainTextResponse(reply.body, reply.status, headers=reply.headers)
         return JSONResponse(reply.body, reply.status, headers=reply.headers)
-
-
-class MemoryCache:
-    """Readwrite semantics in memory: hits served, misses called live and stored."""
-
-    def __init__(self) -> None:
-        self.entries: dict[tuple[str, str], dict[str, Any]] = {}
-        self.requests: list[tuple[str, dict[str, Any]]] = []
-
-    async def through(
-        self,
-        boundary: str,
-        request: Mapping[str, Any],
-        live: LiveCall,
-        *,
-        cacheable: Callable[[Mapping[str, Any]], bool] = always_cacheable,
-    ) -> tuple[dict[str, Any], CacheAction]:
-        self.requests.append((boundary, dict(request)))
-        key = (boundary, json.dumps(request, sort_keys=True))
-        if key in self.entries:
-            return self.entries[key], "hit"
-        response = await live()
-        if cacheable(response):
-            self.entries[key] = response
-            return response, "write"
-        return response, "live"

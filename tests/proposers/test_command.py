@@ -18,8 +18,9 @@ from gepa_cli.errors import ProposerError
 from gepa_cli.runtime.boundary import NoCache
 from gepa_cli.runtime.proposers import build_proposer
 from gepa_cli.runtime.proposers.command import CommandProposer
+from support.memory_cache import MemoryCache
 
-from .support import CURRENT, MemoryCache, make_request
+from .support import CURRENT, make_request
 
 # echoes stdin to a file and answers with a fenced block naming where it ran
 TEXT_PROGRAM = """\
@@ -206,7 +207,7 @@ async def test_cache_key_keeps_python_unresolved(tmp_path: Path) -> None:
     assert replace(second, meta={}) == replace(first, meta={})
     assert (first.meta, second.meta) == ({"cache_action": "write"}, {"cache_action": "hit"})
     assert not (tmp_path / "stdin.txt").exists()  # served from the cache: not run again
-    [(boundary, logical), _] = cache.requests
+    [(boundary, logical), _] = cache.calls
     assert boundary == "proposer.command"
     assert logical == {
         "command": ["{python}", "propose.py"],

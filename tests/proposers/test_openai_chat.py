@@ -12,8 +12,9 @@ from gepa_cli.config.models import Prices, ProposerConfig
 from gepa_cli.errors import ConfigError, ProposerError
 from gepa_cli.runtime.boundary import NoCache
 from gepa_cli.runtime.proposers import DEFAULT_TEMPLATE, OpenAIChatProposer, build_proposer
+from support.memory_cache import MemoryCache
 
-from .support import CURRENT, ChatServer, MemoryCache, Reply, completion, make_request
+from .support import CURRENT, ChatServer, Reply, completion, make_request
 
 NEW_TEXT = "Classify the message into one banking intent; top-ups by transfer are transfers."
 ANSWER = f"I tightened the rules.\n\n```text\n{NEW_TEXT}\n```\n"
@@ -240,7 +241,7 @@ async def test_cached_call_replays_usage_without_the_server(chat_server: ChatSer
     assert len(chat_server.requests) == 1
     assert replace(second, meta={}) == replace(first, meta={})
     assert (first.meta, second.meta) == ({"cache_action": "write"}, {"cache_action": "hit"})
-    [(boundary, logical), _] = cache.requests
+    [(boundary, logical), _] = cache.calls
     assert boundary == "proposer.openai_chat"
     assert set(logical) == {"model", "temperature", "max_tokens", "messages"}
     assert KEY not in repr(cache.entries) and KEY not in repr(logical)

@@ -20,6 +20,7 @@ class MemoryCache:
         self.entries: dict[str, dict[str, Any]] = {}
         self.requests: dict[str, Mapping[str, Any]] = {}
         self.actions: Counter[tuple[str, str]] = Counter()
+        self.calls: list[tuple[str, dict[str, Any]]] = []  # every request, in order
 
     @staticmethod
     def key(boundary: str, request: Mapping[str, Any]) -> str:
@@ -34,6 +35,7 @@ class MemoryCache:
         *,
         cacheable: Callable[[Mapping[str, Any]], bool] = always_cacheable,
     ) -> tuple[dict[str, Any], CacheAction]:
+        self.calls.append((boundary, dict(request)))
         key = self.key(boundary, request)
         if self.mode != "off" and key in self.entries:
             self.actions[(boundary, "hit")] += 1

@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from gepa_cli.engine.settings import RESERVATIONS
+
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -269,12 +271,7 @@ class GepaSettings(Section):
                 "max_cost_usd, max_tokens, max_wall_seconds, max_proposals, "
                 "stop_after_no_improvement"
             )
-        pairs = (
-            ("max_cost_usd", "est_cost_per_rollout_usd", "est_cost_per_proposal_usd"),
-            ("max_tokens", "est_tokens_per_rollout", "est_tokens_per_proposal"),
-            ("max_wall_seconds", "est_seconds_per_rollout", "est_seconds_per_proposal"),
-        )
-        for limit, per_rollout, per_proposal in pairs:
+        for limit, per_rollout, per_proposal in RESERVATIONS:
             if getattr(self, limit) is None:
                 continue
             for estimate in (per_rollout, per_proposal):

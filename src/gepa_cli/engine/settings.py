@@ -36,6 +36,15 @@ BUDGET_FIELDS = frozenset(
 )
 
 
+# A limit on cost, tokens or time can only be honoured before dispatch when the work
+# about to be dispatched has an estimate: (limit, per-rollout estimate, per-proposal one).
+RESERVATIONS = (
+    ("max_cost_usd", "est_cost_per_rollout_usd", "est_cost_per_proposal_usd"),
+    ("max_tokens", "est_tokens_per_rollout", "est_tokens_per_proposal"),
+    ("max_wall_seconds", "est_seconds_per_rollout", "est_seconds_per_proposal"),
+)
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     # budgets
@@ -116,12 +125,7 @@ class EngineSettings:
             raise ConfigError(f"[gepa] epsilon must be within [0, 1], got {self.epsilon}")
         if self.max_merge_invocations < 0:
             raise ConfigError("[gepa] max_merge_invocations must be >= 0")
-        pairs = (
-            ("max_cost_usd", "est_cost_per_rollout_usd", "est_cost_per_proposal_usd"),
-            ("max_tokens", "est_tokens_per_rollout", "est_tokens_per_proposal"),
-            ("max_wall_seconds", "est_seconds_per_rollout", "est_seconds_per_proposal"),
-        )
-        for limit, per_rollout, per_proposal in pairs:
+        for limit, per_rollout, per_proposal in RESERVATIONS:
             if getattr(self, limit) is None:
                 continue
             for estimate in (per_rollout, per_proposal):

@@ -69,12 +69,13 @@ class RunControl:
 
     @contextmanager
     def signals_stop_the_run(self) -> Iterator[None]:
-        """SIGINT and SIGTERM ask for a stop at the next safe point; a second SIGINT
-        interrupts at once (KeyboardInterrupt), for a user who will not wait."""
+        """SIGINT and SIGTERM ask for a stop at the next safe point; a second signal
+        interrupts at once (KeyboardInterrupt), for a user or supervisor who will not
+        wait. Either way the container is shut down on the way out."""
         previous: dict[signal.Signals, object] = {}
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
-            if signum == signal.SIGINT and self._reason == "interrupted":
+            if self._reason in ("interrupted", "terminated"):
                 raise KeyboardInterrupt
             self.request_stop("interrupted" if signum == signal.SIGINT else "terminated")
 

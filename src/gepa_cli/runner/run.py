@@ -10,7 +10,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gepa_cli.artifacts import EventWriter, RunDirectory, RunRegistry, StateHistory, write_manifest
+from gepa_cli.artifacts import (
+    EventWriter,
+    RunDirectory,
+    RunLock,
+    RunRegistry,
+    StateHistory,
+    write_manifest,
+)
 from gepa_cli.artifacts.events import utc_now
 from gepa_cli.config import GepaConfig, load_config
 from gepa_cli.engine import EngineResult, EngineSettings, GepaEngine
@@ -123,6 +130,23 @@ class GepaRun:
         return asyncio.run(self.execute_async())
 
     async def execute_async(self) -> RunResult:
+        opened = self._open()
+        result: EngineResult | None = None
+        error: GepaCliError | None = None
+        try:
+            with opened.control.signals_stop_the_run():
+                result = await self._run_engine(opened)
+        except GepaCliError as exc:
+            error = exc
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            error = CancelledError(
+                f"run {opened.run_id} interrupted before its next safe point",
+                hint=f"continue it with `gepa-cli gepa resume {opened.run_dir.root}`",
+            )
+        return self._finish(opened, result, error)
+
+    def _open(self) -> _OpenRun:
+        """Create (or reopen) the run directory and everything that writes into it."""
         config, point = self.config, self.resume_point
         if point is None:
             run_dir = RunDirectory.for_run(config.run.output_dir, config.run.run_id or new_run_id())
@@ -131,13 +155,12 @@ class GepaRun:
         else:
             run_dir, started_at = point.run_dir, point.started_at
             history = StateHistory.from_list(point.state_history)
-        run_id = run_dir.run_id
         lock = run_dir.run_lock()
         lock.acquire()
-        registry = RunRegistry(run_dir.runs_dir)
         history.enter("running")
+        registry = RunRegistry(run_dir.runs_dir)
         registry.record(
-            run_id,
+            run_dir.run_id,
             run_dir.root,
             state="running",
             started_at=started_at,
@@ -153,8 +176,9 @@ class GepaRun:
                 },
             )
         cache = make_response_cache(config.cache)
-        spend = Spend.from_dict(point.runner.get("spend", {})) if point else Spend()
+        spend = Spend()
         if point is not None:
+            spend = Spend.from_dict(point.runner.get("spend", {}))
             restore_profile(cache, point.runner.get("cache_profile"))
         self._live_stats = (cache, spend)
         ledgers = run_dir.open_ledgers(resume_from=point.ledgers if point else None)
@@ -162,10 +186,11 @@ class GepaRun:
             run_dir.root,
             elapsed_before=float(point.runner.get("elapsed_seconds", 0.0)) if point else 0.0,
         )
+        opened = _OpenRun(run_dir, started_at, history, registry, lock, cache, spend, control)
 
         def runner_state() -> dict[str, Any]:
             return {
-                "run_id": run_id,
+                "run_id": opened.run_id,
                 "started_at": started_at,
                 "elapsed_seconds": control.elapsed_seconds(),
                 "spend": spend.to_dict(),
@@ -173,84 +198,72 @@ class GepaRun:
                 "state_history": history.to_list(),
             }
 
-        recorder = RunRecorder(
+        opened.recorder = RunRecorder(
             run_dir,
             ledgers,
-            EventWriter(ledgers.events, run_id),
+            EventWriter(ledgers.events, opened.run_id),
             spend=spend,
             runner_state=runner_state,
             listeners=tuple(self.listeners),
         )
-        result: EngineResult | None = None
-        error: GepaCliError | None = None
-        try:
-            with control.signals_stop_the_run():
-                result = await self._run_engine(config, cache, run_dir, recorder, control, point)
-        except GepaCliError as exc:
-            error = exc
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            error = CancelledError(
-                f"run {run_id} interrupted before its next safe point",
-                hint=f"continue it with `gepa-cli gepa resume {run_dir.root}`",
-            )
+        return opened
+
+    def _finish(
+        self, opened: _OpenRun, result: EngineResult | None, error: GepaCliError | None
+    ) -> RunResult:
+        """Close the ledgers and write the files that describe the end: last of all the
+        manifest, whose digests cover everything else."""
+        run_dir, recorder = opened.run_dir, opened.recorder
         if result is not None:
             stopped_by: str | None = result.stopped_by
         elif isinstance(error, CancelledError):
-            stopped_by = control.stop_requested() or "interrupted"
+            stopped_by = opened.control.stop_requested() or "interrupted"
         else:
             stopped_by = recorder.finished_stopped_by or (error.error_code if error else None)
         if error is None and stopped_by in INTERRUPTS:
             error = CancelledError(
-                f"run {run_id} stopped at a safe point after a signal ({stopped_by})",
+                f"run {opened.run_id} stopped at a safe point after a signal ({stopped_by})",
                 hint=f"continue it with `gepa-cli gepa resume {run_dir.root}`",
             )
         state = _final_state(stopped_by, error)
         recorder.flush_unsettled()
         recorder.write_frontier()
-        run_dir.write_json("cache_profile.json", cache.profile.to_dict())
-        ledgers.close()
+        run_dir.write_json("cache_profile.json", opened.cache.profile.to_dict())
+        recorder.ledgers.close()
         run_dir.write_normalized_events()
-        history.enter(state)
-        finished_at = utc_now()
+        opened.history.enter(state)
         fields = manifest_fields(
-            run_id=run_id,
-            config=config,
+            run_id=opened.run_id,
+            config=self.config,
             config_path=str(self.config_path) if self.config_path else None,
-            started_at=started_at,
-            finished_at=finished_at,
+            started_at=opened.started_at,
+            finished_at=utc_now(),
             state=state,
             stopped_by=stopped_by,
             result=result,
-            spend=spend,
+            spend=opened.spend,
             budget=recorder.last_budget,
             error=error,
             finished=recorder.outcome(),
         )
-        manifest = write_manifest(run_dir.root, fields, history)
-        registry.record(
-            run_id,
+        manifest = write_manifest(run_dir.root, fields, opened.history)
+        opened.registry.record(
+            opened.run_id,
             run_dir.root,
             state=state,
-            started_at=started_at,
+            started_at=opened.started_at,
             config=self.config_path,
         )
-        stop_file = run_dir.stop_file
-        if stop_file.exists() and state != "running":
-            stop_file.unlink()
-        lock.release()
+        run_dir.stop_file.unlink(missing_ok=True)  # honoured; a resume must not see it again
+        opened.lock.release()
         if error is not None:
             raise error
         return RunResult(run_dir.root, manifest)
 
-    async def _run_engine(
-        self,
-        config: GepaConfig,
-        cache: FileResponseCache,
-        run_dir: RunDirectory,
-        recorder: RunRecorder,
-        control: RunControl,
-        point: ResumePoint | None,
-    ) -> EngineResult:
+    async def _run_engine(self, opened: _OpenRun) -> EngineResult:
+        config, point = self.config, self.resume_point
+        cache, recorder, control = opened.cache, opened.recorder, opened.control
+        run_dir = opened.run_dir
         settings = EngineSettings.from_mapping(config.gepa.model_dump())
         session = ContainerSession(
             config,
@@ -293,6 +306,33 @@ class GepaRun:
                     rng_seed=config.run.seed,
                 )
             return await engine.run()
+
+
+class _OpenRun:
+    """What one execution of a run holds open between its start and its manifest."""
+
+    recorder: RunRecorder
+
+    def __init__(
+        self,
+        run_dir: RunDirectory,
+        started_at: str,
+        history: StateHistory,
+        registry: RunRegistry,
+        lock: RunLock,
+        cache: FileResponseCache,
+        spend: Spend,
+        control: RunControl,
+    ) -> None:
+        self.run_dir = run_dir
+        self.run_id = run_dir.run_id
+        self.started_at = started_at
+        self.history = history
+        self.registry = registry
+        self.lock = lock
+        self.cache = cache
+        self.spend = spend
+        self.control = control
 
 
 def _final_state(stopped_by: str | None, error: GepaCliError | None) -> str:

@@ -26,9 +26,8 @@ from typing import Any
 
 import orjson
 
-from gepa_cli.artifacts import write_bytes_atomic
 from gepa_cli.runner import RunResult, summary
-from gepa_cli.runner.control import STOP_FILE, STOP_REASONS
+from gepa_cli.runner.control import request_stop
 from gepa_cli.service.errors import LeaseLostError
 from gepa_cli.service.queue import Request, RunQueue
 from gepa_cli.service.submit import ServiceSettings
@@ -53,14 +52,6 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
             os._exit(1)
 
     return preexec
-
-
-def request_stop(run_dir: Path, reason: str) -> None:
-    """`gepa_cli.runner.request_stop`, but atomic: the run may read the STOP file while
-    it is being written, and an empty one would read as a plain ``stop_file``."""
-    if reason not in STOP_REASONS:
-        raise ValueError(f"unknown stop reason {reason!r}")
-    write_bytes_atomic(run_dir / STOP_FILE, reason.encode() + b"\n", fsync=False)
 
 
 def child_argv(request: Request, settings: ServiceSettings, resume: bool) -> list[str]:

@@ -168,11 +168,36 @@ def seed_text(task: Task) -> str:
 # --- gepa-cli's engine -----------------------------------------------------------------
 
 
-def run_ours(task: Task, budget: int, seed: int) -> dict[str, Any]:
+def ours_settings(budget: int, **gepa: Any) -> Any:
+    """The engine settings a `[gepa]` section with only this budget (and ``gepa``)
+    resolves to: the project's defaults, as `gepa run` would use them."""
+    from gepa_cli.config.models import GepaSettings
+    from gepa_cli.engine import EngineSettings
+
+    section = GepaSettings(max_train_rollouts=budget, **gepa)
+    return EngineSettings.from_mapping(section.model_dump())
+
+
+def run_ours_default(task: Task, budget: int, seed: int) -> dict[str, Any]:
+    return run_ours(task, budget, seed, ours_settings(budget))
+
+
+def run_ours_full(task: Task, budget: int, seed: int) -> dict[str, Any]:
+    # today's GEPA algorithm: the comparison with the reference package
+    settings = ours_settings(budget, validation="full", minibatch_schedule="fixed")
+    return run_ours(task, budget, seed, settings)
+
+
+def run_ours_variant(task: Task, budget: int, seed: int) -> dict[str, Any]:
+    """Any [gepa] fields from $GEPA_QUALITY_VARIANT (JSON), for measuring levers."""
+    gepa = json.loads(os.environ.get("GEPA_QUALITY_VARIANT") or "{}")
+    return run_ours(task, budget, seed, ours_settings(budget, **gepa))
+
+
+def run_ours(task: Task, budget: int, seed: int, settings: Any) -> dict[str, Any]:
     from banking77_task.propose import propose_text
 
     from gepa_cli.engine import (
-        EngineSettings,
         EvaluationRequest,
         ExampleResult,
         GepaEngine,
@@ -233,7 +258,7 @@ def run_ours(task: Task, budget: int, seed: int) -> dict[str, Any]:
             return None
 
     engine = GepaEngine(
-        EngineSettings(max_train_rollouts=budget),
+        settings,
         Evaluator(),
         Proposer(),
         Quiet(),
@@ -339,7 +364,13 @@ def run_reference(task: Task, budget: int, seed: int) -> dict[str, Any]:
     }
 
 
-ENGINES = {"gepa-cli": run_ours, "gepa": run_reference}
+ENGINES = {
+    "gepa-cli default": run_ours_default,
+    "gepa-cli full": run_ours_full,
+    "gepa": run_reference,
+    "gepa-cli variant": run_ours_variant,
+}
+DEFAULT_ENGINES = ["gepa-cli default", "gepa-cli full", "gepa"]
 
 
 # --- report ----------------------------------------------------------------------------
@@ -416,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--budgets", type=int, nargs="+", default=[1000, 3000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--engines", nargs="+", choices=list(ENGINES), default=list(ENGINES))
+    parser.add_argument("--engines", nargs="+", choices=list(ENGINES), default=DEFAULT_ENGINES)
     parser.add_argument("--val-cap", type=int, default=200)
     parser.add_argument("--heldout-cap", type=int, default=500)
     parser.add_argument("--out", type=Path, default=RESULTS / "quality_banking77")
@@ -465,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 outcome = ENGINES[engine](task, budget, seed)
                 runs.append({"engine": engine, "budget": budget, "seed": seed, **outcome})
                 print(
-                    f"{engine:8s} budget={budget} seed={seed} "
+                    f"{engine:16s} budget={budget} seed={seed} "
                     f"val {outcome['seed_val']:.3f}->{outcome['best_val']:.3f} "
                     f"heldout {outcome['seed_heldout']:.3f}->{outcome['best_heldout']:.3f} "
                     f"evals={outcome['evaluations']} {outcome['wall_seconds']:.1f}s",

@@ -144,7 +144,9 @@ def test_settings_from_the_config_model() -> None:
     assert s.max_total_rollouts == 50 and s.use_merge is True
     engine_fields = set(EngineSettings.__dataclass_fields__)
     config_fields = set(GepaSettings.model_fields) - {"rollout_submission_mode", "pipeline"}
-    assert config_fields <= engine_fields
+    # [gepa] validation is the engine's validation_policy
+    assert config_fields - {"validation"} <= engine_fields
+    assert EngineSettings.from_mapping({"validation": "racing"}).validation_policy == "racing"
     with pytest.raises(ConfigError, match="candidate_selector"):
         EngineSettings(candidate_selector="random")
     with pytest.raises(ConfigError, match="est_cost_per_rollout_usd"):

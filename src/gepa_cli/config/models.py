@@ -239,6 +239,12 @@ class GepaSettings(Section):
     frontier_type: Literal["instance", "objective", "hybrid"] = "instance"
     acceptance: Literal["strict_improvement", "improvement_or_equal"] = "strict_improvement"
     component_selector: Literal["round_robin", "all"] = "round_robin"
+    # how an accepted child is validated: the whole set, or in stages that drop a child
+    # as soon as it is clearly worse than its rivals (docs/events.md, validation.stage)
+    validation: Literal["full", "racing"] = "full"
+    # "validation_share": the minibatch grows so parent + child minibatch rollouts are a
+    # fifth of one validation, never below minibatch_size
+    minibatch_schedule: Literal["fixed", "validation_share"] = "validation_share"
     use_merge: bool = False
     max_merge_invocations: int = Field(default=5, ge=0)
     merge_subsample_size: int = Field(default=5, ge=1)

@@ -4,12 +4,14 @@ against the frontier the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from gepa_cli.engine import events as ev
 from gepa_cli.engine.frontier import compute_frontier
 from gepa_cli.engine.state import Candidate
+from gepa_cli.engine.types import Texts
+from gepa_cli.engine.validation import Screening
 
 if TYPE_CHECKING:
     from gepa_cli.engine.loop import GepaEngine
@@ -31,6 +33,53 @@ def register(engine: GepaEngine, candidate: Candidate, *, proposal: str | None) 
     )
 
 
+async def screen(
+    engine: GepaEngine,
+    eval_id: str,
+    digest: str,
+    texts: Texts,
+    parents: Sequence[str],
+) -> bool:
+    """Run the validation policy's screen on a child that passed its test; False when
+    the child is dropped (then it is never registered, and its texts never run again)."""
+    state = engine.state
+    iteration = state.counters.iteration
+    rival_ids = dict.fromkeys([*parents, state.best().id])
+    rivals = {cid: state.by_id(cid).val_scores for cid in rival_ids}
+
+    async def score(ids: Sequence[str]) -> dict[str, float]:
+        got = await engine.evals.evaluate(
+            eval_id, digest, texts, ids, role="val", purpose="validation_stage", iteration=iteration
+        )
+        return {e: entry.score for e, entry in got.items()}
+
+    def report(stage: Mapping[str, Any]) -> None:
+        engine.emitter.emit(
+            ev.VALIDATION_STAGE,
+            {"iteration": iteration, "eval_id": eval_id, "content_hash": digest, **stage},
+        )
+
+    outcome: Screening = await engine.validation.screen(state.val_order, score, rivals, report)
+    if not outcome.dropped:
+        return True
+    state.rejected_hashes.append(digest)
+    engine.emitter.emit(
+        ev.CANDIDATE_DROPPED,
+        {
+            "iteration": iteration,
+            "eval_id": eval_id,
+            "parent_ids": list(parents),
+            "content_hash": digest,
+            "stage": outcome.stage,
+            "val_count": len(outcome.scores),
+            "val_mean": sum(outcome.scores.values()) / len(outcome.scores),
+            "rival_id": outcome.rival_id,
+            "upper_bound": outcome.upper_bound,
+        },
+    )
+    return False
+
+
 async def validate(engine: GepaEngine, candidate: Candidate) -> None:
     state = engine.state
     best_before = state.best().val_mean if len(state.candidates) > 1 else None
@@ -47,9 +96,9 @@ async def validate(engine: GepaEngine, candidate: Candidate) -> None:
         )
         return {e: entry.score for e, entry in got.items()}
 
-    candidate.val_scores = dict(
-        sorted((await engine.validation.validate(state.val_ids, score)).items())
-    )
+    # every candidate is scored on the whole set (a screened child's stages are memo
+    # hits here), so the frontier never compares scores that do not exist
+    candidate.val_scores = dict(sorted((await score(list(state.val_ids))).items()))
     rows = state.memo[candidate.content_hash]
     sums: dict[str, list[float]] = {}
     for eid in candidate.val_scores:

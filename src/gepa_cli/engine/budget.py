@@ -228,7 +228,7 @@ def preview_budget(
     """How many reflective iterations the budget guarantees, counted with the same
     worst-case reservations the engine makes (so the real run does at least this many
     unless a stop rule ends it). `gepa validate` warns when this is below 3."""
-    minibatch = min(minibatch_size or settings.minibatch_size, max(train_size, 1))
+    minibatch = min(minibatch_size or settings.minibatch_for(val_size), max(train_size, 1))
     reserve = heldout_reserve(settings, heldout_size)
     work = iteration_worst_case(settings, minibatch=minibatch, val_size=val_size, modules=modules)
     s = settings

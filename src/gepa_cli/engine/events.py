@@ -22,6 +22,8 @@ PROPOSAL_FAILED = "proposal.failed"
 CANDIDATE_ACCEPTED = "candidate.accepted"
 CANDIDATE_REJECTED = "candidate.rejected"
 CANDIDATE_DUPLICATE = "candidate.duplicate"
+VALIDATION_STAGE = "validation.stage"
+CANDIDATE_DROPPED = "candidate.dropped"
 MERGE_PROPOSED = "merge.proposed"
 MERGE_ACCEPTED = "merge.accepted"
 MERGE_REJECTED = "merge.rejected"
@@ -44,6 +46,8 @@ EVENT_TYPES = (
     CANDIDATE_ACCEPTED,
     CANDIDATE_REJECTED,
     CANDIDATE_DUPLICATE,
+    VALIDATION_STAGE,
+    CANDIDATE_DROPPED,
     MERGE_PROPOSED,
     MERGE_ACCEPTED,
     MERGE_REJECTED,

@@ -93,7 +93,9 @@ class GepaEngine:
         self.evals = MemoEvaluator(
             evaluator, state, self.guard, self.emitter, control.elapsed_seconds
         )
-        self.sampler = EpochShuffledSampler(state.train_ids, settings.minibatch_size)
+        self.sampler = EpochShuffledSampler(
+            state.train_ids, settings.minibatch_for(len(state.val_ids))
+        )
         self.selector = make_selector(
             settings.candidate_selector, epsilon=settings.epsilon, top_k=settings.top_k
         )
@@ -217,6 +219,7 @@ class GepaEngine:
                 hint=f"raise {limit} or use fewer validation examples",
             )
         self.started = True
+        state.val_order = self.validation.draw_order(state.val_ids, self.rng)
         self.emitter.emit(
             ev.RUN_STARTED,
             {

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gepa_cli.engine import events as ev
-from gepa_cli.engine.admission import register, validate
+from gepa_cli.engine.admission import register, screen, validate
 from gepa_cli.engine.budget import Work
 from gepa_cli.engine.merge import merge_subsample, plan_merge
 from gepa_cli.engine.state import Candidate, content_hash
@@ -84,6 +84,8 @@ async def try_merge(engine: GepaEngine) -> bool:
     if merge_sum < max(parent_sums):
         state.rejected_hashes.append(digest)
         engine.emitter.emit(ev.MERGE_REJECTED, verdict)
+        return True
+    if not await screen(engine, merge_id, digest, plan.texts, [plan.first, plan.second]):
         return True
     child = Candidate(
         id=state.next_candidate_id(),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gepa_cli.engine import events as ev
-from gepa_cli.engine.admission import register, validate
+from gepa_cli.engine.admission import register, screen, validate
 from gepa_cli.engine.budget import Work
 from gepa_cli.engine.state import Candidate, MemoEntry, content_hash, proposal_id
 from gepa_cli.engine.types import ProposalRequest, ReflectiveRecord, Usage
@@ -105,6 +105,8 @@ async def reflect(engine: GepaEngine) -> None:
     if not engine.acceptance.accepts(parent_scores, child_scores):
         state.rejected_hashes.append(digest)
         engine.emitter.emit(ev.CANDIDATE_REJECTED, verdict)
+        return
+    if not await screen(engine, proposal_ids[0], digest, texts, [parent.id]):
         return
     child = Candidate(
         id=state.next_candidate_id(),

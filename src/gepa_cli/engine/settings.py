@@ -7,6 +7,7 @@ frozen dataclass with the same field names and re-checks the few rules it relies
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,14 @@ CANDIDATE_SELECTORS = ("pareto", "current_best", "epsilon_greedy", "top_k_pareto
 FRONTIER_TYPES = ("instance", "objective", "hybrid")
 ACCEPTANCE_RULES = ("strict_improvement", "improvement_or_equal")
 COMPONENT_SELECTORS = ("round_robin", "all")
-VALIDATION_POLICIES = ("full",)
+VALIDATION_POLICIES = ("full", "racing")
+MINIBATCH_SCHEDULES = ("fixed", "validation_share")
+# under "validation_share", the parent and child minibatch evaluations together cost
+# this share of one validation (so a proposal is not starved of evidence next to it)
+VALIDATION_SHARE = 0.2
+# Fields added after run.started's settings were fixed: written only when they differ
+# from the value that keeps the old behaviour, so older feeds stay byte-identical.
+LATER_FIELDS = {"minibatch_schedule": "fixed"}
 
 # Fields a resumed run may change (raise a budget to continue); every other field
 # decides the search itself and must match the checkpoint.
@@ -71,6 +79,7 @@ class EngineSettings:
     acceptance: str = "strict_improvement"
     component_selector: str = "round_robin"
     validation_policy: str = "full"
+    minibatch_schedule: str = "fixed"
     use_merge: bool = False
     max_merge_invocations: int = 5
     merge_subsample_size: int = 5
@@ -91,10 +100,24 @@ class EngineSettings:
         """Build from a mapping such as ``config.gepa.model_dump()``; non-engine keys
         (``rollout_submission_mode``, ``pipeline``, ...) are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
+        values = dict(data)
+        if "validation" in values:
+            # the config spells it [gepa] validation
+            values.setdefault("validation_policy", values.pop("validation"))
+        return cls(**{key: value for key, value in values.items() if key in names})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for name, default in LATER_FIELDS.items():
+            if data[name] == default:
+                del data[name]
+        return data
+
+    def minibatch_for(self, val_size: int) -> int:
+        """The minibatch size the sampler uses (before capping at the train size)."""
+        if self.minibatch_schedule == "validation_share":
+            return max(self.minibatch_size, math.ceil(VALIDATION_SHARE * val_size / 2))
+        return self.minibatch_size
 
     def _check(self) -> None:
         choices = (
@@ -103,6 +126,7 @@ class EngineSettings:
             ("acceptance", ACCEPTANCE_RULES),
             ("component_selector", COMPONENT_SELECTORS),
             ("validation_policy", VALIDATION_POLICIES),
+            ("minibatch_schedule", MINIBATCH_SCHEDULES),
         )
         for name, allowed in choices:
             value = getattr(self, name)

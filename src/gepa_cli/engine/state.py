@@ -188,6 +188,9 @@ class EngineState:
     counters: Counters = field(default_factory=Counters)
     merge: MergeBook = field(default_factory=MergeBook)
     heldout_means: dict[str, float] = field(default_factory=dict)  # candidate id -> mean
+    # the run's one order of validation ids for staged validation (empty under "full"),
+    # so every child is raced against its rivals on the same examples
+    val_order: list[str] = field(default_factory=list)
 
     # --- queries -----------------------------------------------------------------
     def by_id(self, cid: str) -> Candidate:
@@ -246,6 +249,7 @@ class EngineState:
             "counters": self.counters.to_dict(),
             "merge": self.merge.to_dict(),
             "heldout_means": dict(self.heldout_means),
+            "val_order": list(self.val_order),
         }
 
     @classmethod
@@ -266,6 +270,8 @@ class EngineState:
             counters=Counters.from_dict(data["counters"]),
             merge=MergeBook.from_dict(data["merge"]),
             heldout_means={str(k): float(v) for k, v in data["heldout_means"].items()},
+            # checkpoints written before staged validation existed have no order
+            val_order=_strings(data.get("val_order", [])),
         )
 
 

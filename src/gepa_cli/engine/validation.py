@@ -1,17 +1,33 @@
-"""How an accepted child is scored on the validation set.
+"""How an accepted child earns its validation.
 
-A policy decides which validation examples to run, possibly in stages (a racing
-policy stops a weak child early); the engine supplies the evaluation callback and
-reserves the policy's worst case before the iteration starts.
+A policy first *screens* the child (a racing policy validates it in stages and may
+drop it); a child that survives is then scored on the full validation set by the
+engine, so every candidate in the run has full validation scores. The engine reserves
+the policy's worst case before the iteration starts.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 # evaluate the child on these validation ids -> example id -> score
 ScoreBatch = Callable[[Sequence[str]], Awaitable[Mapping[str, float]]]
+# called after each stage with the stage's record (the engine emits it as an event)
+StageReport = Callable[[Mapping[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Screening:
+    """The outcome of a screen: kept, or dropped by one rival at one stage."""
+
+    dropped: bool = False
+    stage: int = 0
+    scores: dict[str, float] = field(default_factory=dict)
+    rival_id: str | None = None
+    upper_bound: float | None = None
 
 
 class ValidationPolicy(Protocol):
@@ -21,22 +37,48 @@ class ValidationPolicy(Protocol):
         """The most rollouts one validation may need (reserved before dispatch)."""
         ...
 
-    async def validate(self, val_ids: Sequence[str], evaluate: ScoreBatch) -> dict[str, float]:
-        """Scores of the child on the validation ids the policy chose to run."""
+    def draw_order(self, val_ids: Sequence[str], rng: random.Random) -> list[str]:
+        """The run's one order of validation ids (drawn once, at the start)."""
+        ...
+
+    async def screen(
+        self,
+        order: Sequence[str],
+        evaluate: ScoreBatch,
+        rivals: Mapping[str, Mapping[str, float]],
+        report: StageReport,
+    ) -> Screening:
+        """Decide whether the child is worth its full validation."""
         ...
 
 
 class FullValidation:
+    """Today's GEPA: every accepted child is validated on the whole set."""
+
     name = "full"
 
     def worst_case_rollouts(self, val_size: int) -> int:
         return val_size
 
-    async def validate(self, val_ids: Sequence[str], evaluate: ScoreBatch) -> dict[str, float]:
-        return dict(await evaluate(list(val_ids)))
+    def draw_order(self, val_ids: Sequence[str], rng: random.Random) -> list[str]:
+        # no draw: the RNG stream (and so the run) stays exactly what it always was
+        return []
+
+    async def screen(
+        self,
+        order: Sequence[str],
+        evaluate: ScoreBatch,
+        rivals: Mapping[str, Mapping[str, float]],
+        report: StageReport,
+    ) -> Screening:
+        return Screening()
 
 
 def make_validation_policy(name: str) -> ValidationPolicy:
     if name == "full":
         return FullValidation()
+    if name == "racing":
+        from gepa_cli.engine.racing import RacingValidation
+
+        return RacingValidation()
     raise ValueError(f"unknown validation policy {name!r}")

@@ -277,6 +277,22 @@ class _Folder:
         pids = ", ".join(map(str, data.get("proposal_ids", [])))
         return f"{pids} duplicate ({data.get('reason')}, {data.get('content_hash')})"
 
+    def _validation_stage(self, data: Mapping[str, Any]) -> str | None:
+        if data.get("decision") == "continue":
+            return None  # the stage that ends the race (drop or pass) tells the story
+        return (
+            f"{data.get('eval_id')} racing stage {data.get('stage')}/{data.get('stages')}: "
+            f"val_mean {num(data.get('val_mean'))} on {data.get('examples')} -> "
+            f"{data.get('decision')}"
+        )
+
+    def _candidate_dropped(self, data: Mapping[str, Any]) -> str:
+        return (
+            f"{data.get('eval_id')} dropped at stage {data.get('stage')}: val_mean "
+            f"{num(data.get('val_mean'))} on {data.get('val_count')}, clearly worse than "
+            f"{data.get('rival_id')}"
+        )
+
     def _merge_proposed(self, data: Mapping[str, Any]) -> str:
         parents = " + ".join(map(str, data.get("parent_ids", [])))
         return (

@@ -49,7 +49,8 @@ def format_summary(replay: Replay) -> list[str]:
         f"candidates: {len(replay.candidates)} ("
         + ", ".join(f"{name} {n}" for name, n in sorted(origins.items()))
         + ")",
-        "proposals: {} completed, {} failed; children: {} accepted, {} rejected, {} duplicate; "
+        "proposals: {} completed, {} failed; children: {} accepted, {} rejected, {} duplicate, "
+        "{} dropped; "
         "merges: {} accepted, {} rejected".format(
             *(
                 counts.get(kind, 0)
@@ -59,6 +60,7 @@ def format_summary(replay: Replay) -> list[str]:
                     "candidate.accepted",
                     "candidate.rejected",
                     "candidate.duplicate",
+                    "candidate.dropped",
                     "merge.accepted",
                     "merge.rejected",
                 )

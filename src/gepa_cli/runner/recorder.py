@@ -189,6 +189,15 @@ class RunRecorder:
     def _on_candidate_duplicate(self, data: Mapping[str, Any]) -> None:
         self._settle(data, f"duplicate: {data.get('reason')}")
 
+    def _on_candidate_dropped(self, data: Mapping[str, Any]) -> None:
+        # racing names the child by its eval id only; every proposal still open belongs
+        # to this iteration's child, so they share its fate
+        outcome = f"dropped: clearly worse than {data.get('rival_id')} at stage {data.get('stage')}"
+        for row in self._proposals.values():
+            row["outcome"] = outcome
+            self.ledgers.proposals.append(row)
+        self._proposals.clear()
+
     def _take_pending(self, data: Mapping[str, Any]) -> dict[str, Any]:
         call = self._pending_proposals.popleft() if self._pending_proposals else {}
         return {

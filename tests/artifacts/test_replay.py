@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,60 +16,14 @@ from gepa_cli.artifacts.replay import check_artifacts, format_timeline, replay_e
 from gepa_cli.cli.main import app
 from gepa_cli.errors import EventCompareError
 from gepa_cli.runner import GepaRun
-
-SUPPORT = Path(__file__).resolve().parents[1] / "support" / "reference_container.py"
-
-# Adds the first keyword the feedback says is missing, so each child improves a little.
-PROPOSER = """
-import json, re, sys
-request = json.load(sys.stdin)
-text = request["current_text"]
-extra = None
-for example in request["reflective_dataset"]:
-    found = re.search(r"Missing: (.*)\\.", example.get("feedback") or "")
-    for word in (found.group(1).split(", ") if found else []):
-        if word not in text:
-            extra = word
-            break
-    if extra:
-        break
-print("```\\n" + text + (f" Mind {extra}." if extra else "") + "\\n```")
-"""
+from support.task_dir import make_task_dir
 
 
 def make_run(root: Path, *, use_merge: bool) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(SUPPORT, root / "reference_container.py")
-    (root / "propose.py").write_text(PROPOSER)
-    config = root / "gepa.toml"
-    config.write_text(
-        f"""
-[run]
-seed = 3
-
-[container]
-app = "reference_container:app"
-
-[dataset]
-train_split = "train"
-train_seeds = "0:30"
-val_seeds = "100:110"
-heldout_split = "test"
-heldout_seeds = "0:10"
-
-[proposer]
-backend = "command"
-command = [{orjson.dumps(sys.executable).decode()}, "propose.py"]
-input = "json"
-
-[gepa]
-max_total_rollouts = 150
-minibatch_size = 3
-use_merge = {"true" if use_merge else "false"}
-
-[cache]
-mode = "off"
-"""
+    config = make_task_dir(
+        root,
+        gepa={"max_total_rollouts": 150, "minibatch_size": 3, "use_merge": use_merge},
+        cache={"mode": "off"},
     )
     result = GepaRun.from_toml(config, run_id="r1", output_dir=root / "runs").execute()
     return result.run_dir

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 import orjson
@@ -11,62 +9,18 @@ from typer.testing import CliRunner
 
 from gepa_cli.cli.main import app
 from gepa_cli.workspace import Workspace, workspace_status
-
-SUPPORT = Path(__file__).resolve().parents[1] / "support" / "reference_container.py"
-
-# Adds the words the feedback says are missing, so the run really improves.
-PROPOSER = """
-import json, re, sys
-request = json.load(sys.stdin)
-text = request["current_text"]
-for example in request["reflective_dataset"]:
-    found = re.search(r"Missing: (.*)\\.", example.get("feedback") or "")
-    for word in (found.group(1).split(", ") if found else []):
-        if word not in text:
-            text += " " + word
-print("```\\n" + text + "\\n```")
-"""
+from support.task_dir import make_task_dir
 
 
 def write_config(tmp: Path) -> Path:
-    shutil.copy(SUPPORT, tmp / "reference_container.py")
-    (tmp / "propose.py").write_text(PROPOSER)
-    config = tmp / "gepa.toml"
-    config.write_text(
-        f"""
-[run]
-run_id = "real"
-output_dir = "runs"
-
-[container]
-app = "reference_container:app"
-
-[dataset]
-train_split = "train"
-train_seeds = "0:12"
-val_seeds = "0:4"
-heldout_split = "test"
-heldout_seeds = "0:3"
-
-[seed_candidate]
-system_prompt = "Answer well."
-
-[proposer]
-backend = "command"
-command = [{orjson.dumps(sys.executable).decode()}, "propose.py"]
-input = "json"
-
-[gepa]
-max_total_rollouts = 60
-minibatch_size = 3
-
-[cache]
-mode = "readwrite"
-path = "cache"
-namespace = "reference"
-"""
+    return make_task_dir(
+        tmp,
+        run={"run_id": "real", "output_dir": "runs"},
+        dataset={"train_seeds": "0:12", "val_seeds": "0:4", "heldout_seeds": "0:3"},
+        seed_candidate={"system_prompt": "Answer well."},
+        gepa={"max_total_rollouts": 60, "minibatch_size": 3},
+        cache={"mode": "readwrite", "path": "cache", "namespace": "reference"},
     )
-    return config
 
 
 def test_status_and_query_on_a_real_run(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from gepa_cli.artifacts import EventWriter, RunDirectory, RunRegistry, StateHistory
 from gepa_cli.artifacts.manifest import write_manifest
-from gepa_cli.runner.recorder import CHECKPOINT_FORMAT
+from gepa_cli.engine import Usage
+from gepa_cli.runner.recorder import CHECKPOINT_FORMAT, Spend
 
 SyntheticState = Literal["finished", "stopped", "failed", "running"]
 PROPOSER = "proposer.openai_chat"
@@ -51,10 +52,9 @@ class _Run:
         self.rollouts = {"train": 0, "val": 0, "heldout": 0, "total": 0}
         self.tokens = 0
         self.cost = 0.0
-        self.live_cost = 0.0
+        self.spend = Spend()
         self.proposals = 0
         self.profile: dict[str, dict[str, int]] = {}
-        self.usage: dict[str, dict[str, Any]] = {}
         self.quality: dict[str, float] = {}
         self.val_scores: dict[str, dict[str, float]] = {}
         self.checkpoints = 0
@@ -74,24 +74,10 @@ class _Run:
             counts["not_stored"] += 1
 
     def _use(self, boundary: str, usage: dict[str, Any], action: str) -> None:
-        entry = self.usage.setdefault(
-            boundary,
-            {
-                "calls": 0,
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
-                "cost_usd": 0.0,
-                "cost_known": True,
-            },
-        )
-        entry["calls"] += 1
-        entry["prompt_tokens"] += usage["prompt_tokens"]
-        entry["completion_tokens"] += usage["completion_tokens"]
-        entry["cost_usd"] += usage["cost_usd"]
+        # the runner's own accounting, so synthetic manifests add up the way real ones do
+        self.spend.add(boundary, Usage.from_dict(usage), live=action != "hit")
         self.tokens += usage["prompt_tokens"] + usage["completion_tokens"]
         self.cost += usage["cost_usd"]
-        if action != "hit":
-            self.live_cost += usage["cost_usd"]
 
     def rollout(self, cid: str, example: str, split: str) -> float:
         roll = self.rng.random()
@@ -239,7 +225,7 @@ class _Run:
                 },
                 "ledgers": offsets,
                 "next_seq": self.events.next_seq,
-                "runner": {"spend": {"spent_usd": self.live_cost, "by_boundary": self.usage}},
+                "runner": {"spend": self.spend.to_dict()},
             },
         )
 
@@ -476,10 +462,10 @@ def write_synthetic_run(runs_dir: Path, spec: SyntheticSpec) -> RunDirectory:
             "heldout_mean": heldout["c0000"],
         },
         "budget": run.budget(),
-        "usage": run.usage,
+        "usage": run.spend.by_boundary,
         "cost_usd": run.cost,
         "cost_known": True,
-        "spent_usd": run.live_cost,
+        "spent_usd": run.spend.live_usd,
         "num_candidates": len(candidates),
         "iterations": iterations,
         "cache": {"mode": "readwrite", "namespace": "synthetic", "path": ".gepa-cache"},

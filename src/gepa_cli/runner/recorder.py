@@ -29,6 +29,21 @@ CHECKPOINT_FORMAT = "gepa_cli.run.checkpoint.v1"
 EventListener = Callable[[Mapping[str, Any]], None]
 
 
+def candidate_row(registered: Mapping[str, Any], validated: Mapping[str, Any]) -> dict[str, Any]:
+    """One candidates.jsonl line: the candidate.registered facts plus its validation."""
+    row = {
+        key: registered.get(key)
+        for key in ("content_hash", "parents", "origin", "iteration", "proposal_id", "texts")
+    }
+    return {
+        "candidate_id": validated["candidate_id"],
+        **row,
+        "val_mean": validated["val_mean"],
+        "val_count": validated["val_count"],
+        "objective_means": validated.get("objective_means", {}),
+    }
+
+
 class Spend:
     """Usage recorded this run, split into what was replayed and what went live."""
 
@@ -114,24 +129,7 @@ class RunRecorder:
     def _on_candidate_validated(self, data: Mapping[str, Any]) -> None:
         self._validated[str(data["candidate_id"])] = dict(data)
         registered = self._registered.get(str(data["candidate_id"]), {})
-        row = {
-            key: registered.get(key)
-            for key in (
-                "candidate_id",
-                "content_hash",
-                "parents",
-                "origin",
-                "iteration",
-                "proposal_id",
-                "texts",
-            )
-        }
-        row.update(
-            candidate_id=data["candidate_id"],
-            val_mean=data["val_mean"],
-            val_count=data["val_count"],
-            objective_means=data.get("objective_means", {}),
-        )
+        row = candidate_row(registered, data)
         self.ledgers.candidates.append(row)
 
     def _on_budget_updated(self, data: Mapping[str, Any]) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from gepa_cli.artifacts import EventWriter, RunDirectory, RunRegistry, StateHistory
 from gepa_cli.artifacts.manifest import write_manifest
 from gepa_cli.engine import Usage
-from gepa_cli.runner.recorder import CHECKPOINT_FORMAT, Spend
+from gepa_cli.runner.recorder import CHECKPOINT_FORMAT, Spend, candidate_row
 
 SyntheticState = Literal["finished", "stopped", "failed", "running"]
 PROPOSER = "proposer.openai_chat"
@@ -165,19 +165,7 @@ class _Run:
             "objective_means": {},
         }
         self.events.emit("candidate.validated", validated)
-        row = {
-            k: data[k]
-            for k in (
-                "candidate_id",
-                "content_hash",
-                "parents",
-                "origin",
-                "iteration",
-                "proposal_id",
-                "texts",
-            )
-        }
-        row.update(val_mean=mean, val_count=len(self.val), objective_means={})
+        row = candidate_row(data, validated)
         self.ledgers.candidates.append(row)
         self.events.emit("frontier.updated", self.frontier())
 

@@ -149,7 +149,9 @@ async def _propose(
     counters.proposals_since_improvement += 1
     pid = proposal_id(counters.proposals_made)
     current = parent.texts[module]
-    request = ProposalRequest(parent.id, module, current, dict(parent.texts), records)
+    request = ProposalRequest(
+        parent.id, module, current, dict(parent.texts), records, proposal_id=pid
+    )
     usage = Usage()
     try:
         answer = await engine.proposer.propose(request)

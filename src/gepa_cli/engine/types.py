@@ -113,6 +113,10 @@ class ProposalRequest:
     current_text: str
     candidate: Texts
     records: Sequence[ReflectiveRecord]
+    # the id the engine numbered this call with (p0001, ...): ledgers match the call's
+    # prompt and raw answer to its proposal by it. Never part of a cache key: the same
+    # request under another number is the same call.
+    proposal_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def scan_sql_built(f: FileDiff) -> list[int]:
                 or re.match(r"\s*%\s*[\w(]", after)
                 or after.startswith(".format(")
                 or re.match(r"\s*\+\s*[\w(]", after)
-                or re.search(r"[\w)\]]\s*\+=?\s*$", before)
+                or re.search(r"[\w)\]]\s*\+\s*$", before)
                 or "Sprintf(" in before
             ):
                 hits.append(ln.number)

@@ -170,7 +170,10 @@ def test_malformed_policy_output_is_a_scored_failure_with_feedback() -> None:
 def test_grade_feedback_names_hits_misses_and_false_alarms() -> None:
     example = load().by_id("py-invoice-pdf")
     assert example is not None
-    checklist = "- command-injection: shell command string built with an f-string\n- Check error handling.\n"
+    checklist = (
+        "- command-injection: shell command string built with an f-string\n"
+        "- Check error handling.\n"
+    )
     cmd = next(d for d in example.defects if d.category == "command-injection")
     answer = {
         "findings": [

@@ -3,8 +3,11 @@
 System message: the reviewer instructions with the candidate's checklist; user message:
 the pull request title and the numbered diff. The answer's text is returned as it is;
 validating it is the grader's job (a malformed answer is a scored failure, not an
-error). Transport problems and refusals raise :class:`PolicyError`, which the container
-turns into a failed rollout (never cached, retried by a later run).
+error). Everything else raises a :class:`PolicyError`: :class:`PolicySettingsError`
+for settings the request got wrong (a 400 from the container, never retried),
+:class:`PolicyUnavailable` for timeouts, unreachable endpoints and 408/429/5xx answers
+(retried by the optimizer), and plain :class:`PolicyError` for other refusals (a failed
+rollout).
 """
 
 from __future__ import annotations
@@ -21,7 +24,19 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class PolicyError(RuntimeError):
-    """The model could not be asked (settings, key, transport, HTTP status)."""
+    """The model could not be asked, or refused for good."""
+
+
+class PolicySettingsError(PolicyError):
+    """The policy settings cannot work (no model, key variable unset, unknown backend)."""
+
+
+class PolicyUnavailable(PolicyError):
+    """A transient fault worth retrying; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -48,14 +63,14 @@ def messages_for(checklist: str, title: str, language: str, diff: Any) -> list[d
 async def ask(client: httpx.AsyncClient, policy: Any, messages: list[dict[str, str]]) -> ChatAnswer:
     model = _setting(policy, "model")
     if not model:
-        raise PolicyError("policy.model is required for the openai_chat backend")
+        raise PolicySettingsError("policy.model is required for the openai_chat backend")
     base_url = str(_setting(policy, "base_url", DEFAULT_BASE_URL)).rstrip("/")
     headers = {}
     key_env = _setting(policy, "api_key_env")
     if key_env:
         key = os.environ.get(key_env)
         if not key:
-            raise PolicyError(
+            raise PolicySettingsError(
                 f"policy.api_key_env names {key_env}, which is not set in the container's "
                 "environment"
             )
@@ -75,9 +90,14 @@ async def ask(client: httpx.AsyncClient, policy: Any, messages: list[dict[str, s
     try:
         resp = await client.post(url, json=body, headers=headers, timeout=timeout)
     except httpx.TimeoutException as exc:
-        raise PolicyError(f"openai_chat timed out after {timeout:g}s: {url}") from exc
+        raise PolicyUnavailable(f"openai_chat timed out after {timeout:g}s: {url}", 504) from exc
     except httpx.HTTPError as exc:
-        raise PolicyError(f"openai_chat unreachable: {type(exc).__name__}: {url}") from exc
+        raise PolicyUnavailable(f"openai_chat unreachable: {type(exc).__name__}: {url}") from exc
+    if resp.status_code in (408, 429) or resp.status_code >= 500:
+        raise PolicyUnavailable(
+            f"openai_chat answered HTTP {resp.status_code}: {resp.text[:200]}",
+            429 if resp.status_code == 429 else 502,
+        )
     if resp.status_code >= 400:
         raise PolicyError(f"openai_chat answered HTTP {resp.status_code}: {resp.text[:200]}")
     try:

@@ -94,7 +94,7 @@ async def review(
         messages = None
     elif backend == "openai_chat":
         if client is None:
-            raise chat.PolicyError("the openai_chat backend needs an HTTP client")
+            raise chat.PolicySettingsError("the openai_chat backend needs an HTTP client")
         asked = await chat.ask(
             client,
             policy,
@@ -102,7 +102,7 @@ async def review(
         )
         answer, usage, messages = asked.text, asked.usage, asked.messages
     else:
-        raise chat.PolicyError(f"policy.backend {backend!r} is not one of {BACKENDS}")
+        raise chat.PolicySettingsError(f"policy.backend {backend!r} is not one of {BACKENDS}")
     outcome = grade(checklist, example, answer)
     outcome.usage = usage
     if step is not None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from code_review_task.chat import PolicyError
+from code_review_task.chat import PolicyError, PolicySettingsError, PolicyUnavailable
 from code_review_task.data import load
 from code_review_task.task import RowError, review
 
@@ -94,10 +94,21 @@ async def test_a_malformed_answer_is_a_scored_failure_not_an_error(content: Any)
     assert out.usage["prompt_tokens"] == 900  # a bad answer still cost tokens
 
 
-async def test_transport_and_http_failures_are_policy_errors() -> None:
-    async with _client(lambda _b: httpx.Response(500, text="overloaded"), []) as client:
-        with pytest.raises(PolicyError, match="HTTP 500: overloaded"):
+@pytest.mark.parametrize(
+    ("status", "answer_status"), [(500, 502), (503, 502), (429, 429), (408, 502)]
+)
+async def test_transient_failures_are_retryable(status: int, answer_status: int) -> None:
+    async with _client(lambda _b: httpx.Response(status, text="overloaded"), []) as client:
+        with pytest.raises(PolicyUnavailable, match=f"HTTP {status}: overloaded") as caught:
             await review("- x", ROW, POLICY, client=client)
+    assert caught.value.status == answer_status
+
+
+async def test_refusals_and_unusable_answers_are_policy_errors() -> None:
+    async with _client(lambda _b: httpx.Response(400, text="bad model"), []) as client:
+        with pytest.raises(PolicyError, match="HTTP 400: bad model") as caught:
+            await review("- x", ROW, POLICY, client=client)
+    assert not isinstance(caught.value, PolicyUnavailable)
     async with _client(lambda _b: httpx.Response(200, json={"nope": 1}), []) as client:
         with pytest.raises(PolicyError, match="no message content"):
             await review("- x", ROW, POLICY, client=client)
@@ -107,7 +118,7 @@ async def test_the_key_is_read_from_the_named_variable(monkeypatch: pytest.Monke
     policy = {**POLICY, "api_key_env": "CR_TEST_KEY"}
     monkeypatch.delenv("CR_TEST_KEY", raising=False)
     async with _client(_chat('{"findings": []}'), []) as client:
-        with pytest.raises(PolicyError, match="CR_TEST_KEY, which is not set"):
+        with pytest.raises(PolicySettingsError, match="CR_TEST_KEY, which is not set"):
             await review("- x", ROW, policy, client=client)
     monkeypatch.setenv("CR_TEST_KEY", "k-123")
     seen: list[dict[str, Any]] = []
@@ -117,10 +128,10 @@ async def test_the_key_is_read_from_the_named_variable(monkeypatch: pytest.Monke
 
 
 async def test_bad_settings_and_rows_are_refused() -> None:
-    with pytest.raises(PolicyError, match=r"policy\.model is required"):
+    with pytest.raises(PolicySettingsError, match=r"policy\.model is required"):
         async with httpx.AsyncClient() as client:
             await review("- x", ROW, {"backend": "openai_chat"}, client=client)
-    with pytest.raises(PolicyError, match="is not one of"):
+    with pytest.raises(PolicySettingsError, match="is not one of"):
         await review("- x", ROW, {"backend": "magic"})
     with pytest.raises(RowError, match="not a diff of this dataset"):
         await review("- x", {"example_id": "nope"}, {"backend": "offline"})

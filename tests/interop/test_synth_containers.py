@@ -209,3 +209,13 @@ def test_a_contract_mismatch_is_one_clear_line(task: Path, tmp_path: Path) -> No
     assert result.exit_code == 2
     assert "metadata.optimizer_contracts.gepa.version" in result.stderr
     assert "synth_optimizers.gepa.v2" in result.stderr and "contract" in result.stderr
+
+
+def test_container_check_passes_the_synth_container(task: Path) -> None:
+    config = make_task_dir(task, container={"app": "synth_keywords:app"})
+    result = gepa("container", "check", "--config", str(config), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["contract"] == "synth_optimizers.gepa.v2"
+    assert "POST /taskset/tasks [train]" in [step["route"] for step in report["steps"]]
+    assert "POST /rollouts [test]" in [step["route"] for step in report["steps"]]

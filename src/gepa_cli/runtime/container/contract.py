@@ -143,6 +143,19 @@ def parse_metadata(body: Any, expected: str = AUTO) -> tuple[dict[str, Any], Rou
     return dict(data), Routes(**found, contract=str(version))
 
 
+def parse_dataset(body: Any, route: str = "GET /dataset") -> dict[str, int]:
+    """``{"splits": {"train": {"size": 100}, ...}}`` -> split sizes."""
+    data = require_mapping(body, route, "(body)")
+    splits = require_mapping(data.get("splits"), route, "splits")
+    sizes: dict[str, int] = {}
+    for name, entry in splits.items():
+        size = require_mapping(entry, route, f"splits.{name}").get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise violation(route, f"splits.{name}.size", "a whole number >= 0", size)
+        sizes[str(name)] = size
+    return sizes
+
+
 @dataclass(frozen=True)
 class Program:
     program_id: str

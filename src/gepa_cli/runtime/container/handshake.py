@@ -203,17 +203,7 @@ async def _rows(
 
     async def fetch() -> dict[str, Any]:
         assert client is not None
-        route = f"POST {routes.dataset_rows}"
-        if routes.contract == SYNTH_GEPA_V2:
-            answer = await client.post_json(
-                routes.dataset_rows, synth_v2.tasks_request(split, seeds)
-            )
-            body = synth_v2.rows_from_tasks(answer, split, seeds, route)
-        else:
-            body = await client.post_json(routes.dataset_rows, request)
-        # check before the cache stores it: a wrong answer must never be recorded
-        parse_rows(body, split, seeds, route)
-        return dict(body)
+        return await fetch_rows(client, routes, split, seeds)
 
     body, _ = await cache.through(
         "container.dataset_rows",
@@ -221,6 +211,21 @@ async def _rows(
         fetch if live else _replay_only("container.dataset_rows"),
     )
     return tuple(parse_rows(body, split, seeds, f"POST {routes.dataset_rows}"))
+
+
+async def fetch_rows(
+    client: ContainerClient, routes: Routes, split: str, seeds: list[int]
+) -> dict[str, Any]:
+    """Rows of ``split`` for ``seeds`` as a checked v1 ``{"rows": [...]}``, whatever the
+    contract; checked before the cache stores it: a wrong answer is never recorded."""
+    route = f"POST {routes.dataset_rows}"
+    if routes.contract == SYNTH_GEPA_V2:
+        answer = await client.post_json(routes.dataset_rows, synth_v2.tasks_request(split, seeds))
+        answer = synth_v2.rows_from_tasks(answer, split, seeds, route)
+    else:
+        answer = await client.post_json(routes.dataset_rows, {"split": split, "seeds": seeds})
+    parse_rows(answer, split, seeds, route)
+    return dict(answer)
 
 
 def _check_consistent(splits: Mapping[str, SplitRows], routes: Routes) -> None:

@@ -43,8 +43,9 @@ async def rollout(r: Rollout) -> RolloutResult:
     missing = [point for point in r.row["must_mention"] if point not in reply]
     score = 1 - len(missing) / len(r.row["must_mention"])
     feedback = f"Missing for {r.row['topic']}: {', '.join(missing)}." if missing else "Complete."
-    return RolloutResult(reward=score, objectives={"coverage": score}, feedback=feedback,
-                         output=reply)  # fmt: skip
+    return RolloutResult(
+        reward=score, objectives={"coverage": score}, feedback=feedback, output=reply
+    )
 
 
 app = TaskApp(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gepa_cli.cli.main import app as cli
+from support.checks import replay_check
 from support.task_dir import make_task_dir
 
 synth_containers = pytest.importorskip("synth_containers")
@@ -94,6 +96,14 @@ async def rollout(payload):
 
 app = container.fastapi()
 """
+
+
+@pytest.fixture(autouse=True)
+def every_run_replays(tmp_path: Path) -> Iterator[None]:
+    """Every run these tests make must also replay cleanly from its feed alone."""
+    yield
+    for manifest in sorted(tmp_path.rglob("manifest.json")):
+        replay_check(manifest.parent)
 
 
 @pytest.fixture

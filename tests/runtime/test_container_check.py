@@ -18,6 +18,20 @@ from support.patched_app import PatchedApp
 from support.reference_container import create_app
 from support.task_dir import make_task_dir
 
+# the reference task, but every rollout fails
+REFUSING = """
+from fastapi.responses import JSONResponse
+from reference_container import create_app
+
+app = create_app()
+
+
+@app.middleware("http")
+async def refuse(request, call_next):
+    if request.url.path == "/rollout":
+        return JSONResponse({"status": "failed", "error": "no such backend"})
+    return await call_next(request)
+"""
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "support_replies" / "gepa.toml"
 
 
@@ -80,16 +94,9 @@ def test_check_by_config_starts_the_container(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert [s["route"] for s in report["steps"]][-1] == "POST /rollout [test]"
     # a failing sample rollout fails the check and says why
-    config = make_task_dir(tmp_path / "task", policy={"backend": "nope"})
-    broken = tmp_path / "task" / "reference_container.py"
-    broken.write_text(
-        broken.read_text().replace(
-            "    async def run(body: dict[str, Any]) -> dict[str, Any]:\n",
-            "    async def run(body: dict[str, Any]) -> dict[str, Any]:\n"
-            '        if body["policy"]["backend"] == "nope":\n'
-            '            return {"status": "failed", "error": "no such backend"}\n',
-        )
-    )
+    task = tmp_path / "task"
+    config = make_task_dir(task, container={"app": "refusing_container:app"})
+    (task / "refusing_container.py").write_text(REFUSING)
     failed = check("--config", str(config))
     assert failed.exit_code == 1
     assert "sample rollout at POST /rollout failed: no such backend" in failed.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from .task import grade
 
 
 def evaluate(checklist: str, examples: Sequence[Example]) -> dict[str, float]:
-    totals = {"reward": 0.0, "precision": 0.0, "recall": 0.0, "quiet": 0.0}
+    totals: dict[str, float] = defaultdict(float)
     for ex in examples:
         out = grade(checklist, ex, reviewer.answer(checklist, ex.diff))
         totals["reward"] += out.reward

@@ -18,7 +18,7 @@ from .source import block_end, code, indent
 
 _CONCURRENT = re.compile(
     r"\bgo\s+(func\b|[\w.]+\()|threading\.|Thread\(|ThreadPoolExecutor|executor\.submit|\.submit\("
-    r"|sync\.WaitGroup|errgroup\."
+    r"|sync\.WaitGroup|errgroup\.|asyncio\.gather|create_task\("
 )
 _MUTATION = re.compile(
     r"^\s*[\w.]+(\[[^\]]+\])?\s*(\+\+|--|\+=|-=|\*=|\|=)|^\s*[\w.]+\[[^\]]+\]\s*=[^=]"

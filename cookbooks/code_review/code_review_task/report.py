@@ -165,12 +165,13 @@ def run_seeds(config: Path, seeds: Sequence[int], output_dir: Path, cache_mode: 
         result = GepaRun(load_config(config, overrides=overrides), config_path=config).execute()
         seconds = time.perf_counter() - started
         facts, _ = frontier_report(result.run_dir)
+        seed_c, best_c = result.seed_candidate or {}, result.best_candidate or {}
         rows.append(
             (
                 seed,
                 seconds,
-                result["seed_heldout_mean"],
-                result["best_heldout_mean"],
+                float(seed_c.get("heldout_mean") or 0.0),
+                float(best_c.get("heldout_mean") or 0.0),
                 facts["frontier_members"],
                 facts["non_dominated"],
                 result.run_dir,

@@ -255,7 +255,7 @@ def scan_len_bound(f: FileDiff) -> list[int]:
 def scan_boundary_arith(f: FileDiff) -> list[int]:
     rx = re.compile(
         r"(?<![+\-*/%])[+-]\s*1\b(?!\s*[:=]|\.)|\bpage\w*\s*\*|\*\s*page\b|range\(1,\s*\w"
-        r"|\w\s*(<=|>=)\s*\w"
+        r"|[\w)]\s*(<=|>=)\s*\w"
     )
     return [
         ln.number for _, ln, c in added_code(f) if rx.search(c) and not re.search(r"[+-]=\s*1\b", c)

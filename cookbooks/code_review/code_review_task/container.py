@@ -36,7 +36,11 @@ API_KEY_ENV = "CODE_REVIEW_CONTAINER_API_KEY"
 OBJECTIVE = " + ".join(f"{w:g} {name}" for name, w in REWARD_WEIGHTS.items())
 
 
-def create_app(dataset: Dataset | None = None) -> TaskApp:
+def create_app(
+    dataset: Dataset | None = None, transport: httpx.AsyncBaseTransport | None = None
+) -> TaskApp:
+    """The container over ``dataset`` (default: the bundled one); ``transport`` replaces
+    the network under the openai_chat policy (tests use a fake model)."""
     ds = dataset if dataset is not None else load()
     clients: dict[str, httpx.AsyncClient] = {}
 
@@ -50,7 +54,7 @@ def create_app(dataset: Dataset | None = None) -> TaskApp:
 
     def chat_client() -> httpx.AsyncClient:
         if "chat" not in clients:
-            clients["chat"] = httpx.AsyncClient()
+            clients["chat"] = httpx.AsyncClient(transport=transport)
         return clients["chat"]
 
     def row(split: str, seed: int) -> dict[str, Any]:

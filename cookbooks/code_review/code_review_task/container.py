@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+
 from gepa_cli.taskapp import (
     BadRequest,
     Module,

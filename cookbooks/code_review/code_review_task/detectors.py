@@ -111,7 +111,7 @@ DETECTORS: tuple[Detector, ...] = (
         ),
         (),
         "Error result discarded: check it and return or log it.",
-        "Go: an error assigned to _ or a call whose error result is dropped",
+        "Go: an error assigned to `_` or a call whose error result is dropped",
         scans.scan_err_discarded,
     ),
     _d(

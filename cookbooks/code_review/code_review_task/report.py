@@ -37,6 +37,7 @@ class Member:
     val: dict[str, float]
     heldout: dict[str, float] | None
     heldout_source: str
+    non_dominated: bool  # on the frontier, and no other member beats it
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -103,7 +104,8 @@ def frontier_report(run_dir: Path) -> tuple[dict[str, Any], list[Member]]:
         for cid in set(keys) | {seed}
         if cid in candidates
     }
-    shown = [seed, *[c for c in non_dominated({c: val[c] for c in keys}) if c != seed]]
+    front = non_dominated({c: val[c] for c in keys})
+    shown = [seed, *[c for c in front if c != seed]]
     recorded = _heldout_from_rollouts(run_dir, len(heldout_ids))
     ds = load()
     examples = [e for e in (ds.by_id(i) for i in heldout_ids) if e is not None]
@@ -115,12 +117,12 @@ def frontier_report(run_dir: Path) -> tuple[dict[str, Any], list[Member]]:
             held, source = evaluate(candidates[cid]["texts"]["checklist"], examples), "evaluate"
         else:
             held, source = None, "-"
-        members.append(Member(cid, sorted(keys.get(cid, [])), val[cid], held, source))
+        members.append(Member(cid, sorted(keys.get(cid, [])), val[cid], held, source, cid in front))
     facts = {
         "run_dir": str(run_dir),
         "frontier_type": frontier.get("frontier_type"),
         "frontier_members": len(keys),
-        "non_dominated": len([m for m in members if m.keys]),
+        "non_dominated": len(front),
         "best_candidate_id": frontier.get("best_candidate_id"),
     }
     return facts, members
@@ -141,7 +143,9 @@ def print_frontier(run_dir: Path) -> int:
     head = "reward    prec  recall  quiet"
     print(f"{'candidate':9}  {'val: ' + head:34}  {'heldout: ' + head:38}  {'source':8}  keys")
     for m in members:
-        label = ", ".join(k.removeprefix("objective:") for k in m.keys) or "seed"
+        objectives = [k.removeprefix("objective:") for k in m.keys if k.startswith("objective:")]
+        diffs = len(m.keys) - len(objectives)  # hybrid: fronts of single val diffs
+        label = ", ".join([*objectives, *([f"{diffs} val diffs"] if diffs else [])]) or "seed"
         print(
             f"{m.candidate_id:9}  {_fmt(m.val):34}  {_fmt(m.heldout):38}  "
             f"{m.heldout_source:8}  {label}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from code_review_task.data import load
 from code_review_task.detectors import BY_ID, DETECTORS
 from code_review_task.evaluate import evaluate
@@ -95,3 +97,14 @@ def test_wording_matters_on_the_dataset() -> None:
         assert good["reward"] > seed["reward"] + 0.2
         assert good["precision"] > seed["precision"] + 0.3
         assert wide["recall"] > good["recall"] and wide["precision"] < good["precision"] - 0.2
+
+
+def test_the_readme_documents_every_detector_as_coded() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "cookbooks/code_review/README.md").read_text(
+        encoding="utf-8"
+    )
+    for d in DETECTORS:
+        kind = "broad" if d.narrower else "narrow"
+        cues = " / ".join(f"`{c.spec.replace('|', chr(92) + '|')}`" for c in d.cues)
+        row = f"| `{d.id}` | {d.category} | {kind} | {cues} | {d.flags} |"
+        assert row in readme, d.id

@@ -142,7 +142,9 @@ def _set_limits(limits: dict[str, int]) -> None:
     for key, which in pairs.items():
         value = limits.get(key)
         if value and key == "processes":
-            value += 1  # the jail itself may count against it (same uid in a user namespace)
+            # in a user namespace the jail and its launcher share the agent's uid and
+            # count against the limit; the jail's own count stops the command first
+            value += 2
         if value:
             resource.setrlimit(which, (value, value))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

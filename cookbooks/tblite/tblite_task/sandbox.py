@@ -322,8 +322,14 @@ def _sweep_once(base: Path) -> None:
 class Sandbox:
     """One episode: its directory, its jail process and its limits."""
 
-    def __init__(self, files: Mapping[str, str | bytes], limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        files: Mapping[str, str | bytes],
+        limits: Limits | None = None,
+        executable: tuple[str, ...] = (),
+    ) -> None:
         self.files = dict(files)
+        self.executable = executable
         self.limits = limits or Limits()
         self.level = ""
         self.episode: Path | None = None
@@ -362,7 +368,7 @@ class Sandbox:
         self.episode = base / name
         try:
             self.episode.mkdir(mode=0o700)
-            _write_files(self.workspace, self.files)
+            _write_files(self.workspace, self.files, self.executable)
             self._uid = _root_uid() if self.level == "namespaces" else None
             if self._uid is not None:
                 _chown_tree(self.episode, self._uid, self._uid)
@@ -493,7 +499,9 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
 
 
-def _write_files(workspace: Path, files: Mapping[str, str | bytes]) -> None:
+def _write_files(
+    workspace: Path, files: Mapping[str, str | bytes], executable: tuple[str, ...] = ()
+) -> None:
     workspace.mkdir(mode=0o755)
     for rel, content in sorted(files.items()):
         path = workspace / rel
@@ -505,3 +513,4 @@ def _write_files(workspace: Path, files: Mapping[str, str | bytes]) -> None:
             continue
         data = content.encode() if isinstance(content, str) else content
         path.write_bytes(data)
+        path.chmod(0o755 if rel in executable else 0o644)

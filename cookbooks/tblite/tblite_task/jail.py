@@ -21,6 +21,7 @@ Only when this process is pid 1 of its own pid namespace does it kill with ``kil
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import json
@@ -169,19 +170,15 @@ class Jail:
         """Kill what the command started: the whole namespace when it is ours."""
         if self.own_pid_namespace:
             for _ in range(100):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(-1, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.reap()
                 if self.process_count() <= 0:
                     break
                 time.sleep(POLL_SECONDS)
         else:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def reap(self) -> dict[int, int]:
         statuses = {}
@@ -299,9 +296,7 @@ class Jail:
                 detail = f"the command used more than {self.limits.get('cpu_seconds')} s of CPU"
         code = -1
         if status is not None and status >= 0:
-            code = (
-                os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-            )
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
         output = b"".join(chunks)[:max_output].decode("utf-8", errors="replace")
         return {"exit": code, "output": output, "violation": violation, "detail": detail}
 

@@ -19,6 +19,7 @@ leaves no chance to clean) is removed by `sweep_stale` when a later sandbox star
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import itertools
 import json
@@ -182,10 +183,18 @@ def _probe() -> tuple[str, str]:
         settings = _settings("namespaces", episode, Limits(), _root_uid())
         if settings.get("uid") is not None:
             _chown_tree(episode, int(settings["uid"]), int(settings["gid"]))
-        line = json.dumps(settings) + "\n" + json.dumps(
-            {"cmd": "touch /tmp/workspace/ok && ! touch /etc/.tblite-probe 2>/dev/null",
-             "timeout": 10, "max_output": 4096}
-        ) + "\n"
+        line = (
+            json.dumps(settings)
+            + "\n"
+            + json.dumps(
+                {
+                    "cmd": "touch /tmp/workspace/ok && ! touch /etc/.tblite-probe 2>/dev/null",
+                    "timeout": 10,
+                    "max_output": 4096,
+                }
+            )
+            + "\n"
+        )
         proc = subprocess.run(
             [*_unshare_argv(), python, "-I", "-S", str(JAIL)],
             input=line,
@@ -307,6 +316,15 @@ def sweep_stale(base: Path | None = None) -> list[str]:
 
 
 _swept: set[str] = set()
+# Sandboxes of this process still open: removed at interpreter exit (a SIGTERM that ends
+# the process normally), in case a rollout task never reached its own clean-up.
+_live: dict[int, Sandbox] = {}
+
+
+@atexit.register
+def _close_live() -> None:
+    for box in list(_live.values()):
+        box.close_now()
 
 
 def _sweep_once(base: Path) -> None:
@@ -366,6 +384,7 @@ class Sandbox:
         self._owner = base / f"{name}.owner"
         self._owner.write_text(json.dumps({"pid": os.getpid(), "start": _start_time(os.getpid())}))
         self.episode = base / name
+        _live[id(self)] = self
         try:
             self.episode.mkdir(mode=0o700)
             _write_files(self.workspace, self.files, self.executable)
@@ -405,7 +424,9 @@ class Sandbox:
             await proc.stdin.drain()
             line = await asyncio.wait_for(proc.stdout.readline(), timeout)
         except (asyncio.TimeoutError, ConnectionError, ValueError) as exc:
-            raise SandboxViolation("unresponsive", f"the sandbox jail stopped answering ({exc!r})")
+            raise SandboxViolation(
+                "unresponsive", f"the sandbox jail stopped answering ({exc!r})"
+            ) from exc
         if not line:
             raise SandboxViolation("unresponsive", "the sandbox jail exited")
         reply: dict[str, Any] = json.loads(line)
@@ -477,18 +498,32 @@ class Sandbox:
 
     async def close(self) -> None:
         """Stop the jail (and with it every process of the episode), remove the files."""
+        proc = self._proc
+        self._kill_jail()
+        if proc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(proc.wait())
+        self._remove()
+
+    def close_now(self) -> None:
+        """`close` without an event loop (interpreter exit): kill, then remove."""
+        self._kill_jail()
+        self._remove()
+
+    def _kill_jail(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(proc.wait())
+
+    def _remove(self) -> None:
         if self.episode is not None:
             remove_tree(self.episode)
         if self._owner is not None:
             self._owner.unlink(missing_ok=True)
+        _live.pop(id(self), None)
 
 
 def _die_with_parent() -> None:

@@ -10,11 +10,16 @@ exactly one of train, val and heldout, and the rows of a split are its tasks in 
 from __future__ import annotations
 
 import functools
-import tomllib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 TASK_DIR = Path(__file__).with_name("tasks")
 SPLITS = ("train", "val", "heldout")

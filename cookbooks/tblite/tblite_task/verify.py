@@ -112,7 +112,9 @@ async def run_check(check: Check, task: Task, box: Sandbox) -> CheckResult:
         path = _inside(ws, check.path)
         exists = path is not None and (path.exists() or path.is_symlink())
         if check.kind == "absent":
-            return CheckResult(check.name, not exists, f"{check.path} still exists" if exists else "")
+            return CheckResult(
+                check.name, not exists, f"{check.path} still exists" if exists else ""
+            )
         if not exists or path is None:
             return CheckResult(check.name, False, f"{check.path} does not exist")
         if check.kind == "executable":
@@ -177,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"passed": verdict.passed, "checks": [asdict(c) for c in verdict.checks]}))
     else:
         for c in verdict.checks:
-            print(f"{'PASS' if c.passed else 'FAIL'} {c.name}" + (f": {c.detail}" if c.detail else ""))
+            print(
+                f"{'PASS' if c.passed else 'FAIL'} {c.name}" + (f": {c.detail}" if c.detail else "")
+            )
         print("passed" if verdict.passed else f"failed: {len(verdict.failed)} check(s)")
     return 0 if verdict.passed else 1
 

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import httpx
+
 from .agent import offline_agent
 from .chat import ChatSettings, chat_agent
 from .sandbox import CommandResult, Limits, Sandbox
@@ -134,6 +136,7 @@ async def run_episode(
     recorder: Recorder,
     limits: Limits | None = None,
     chat: ChatSettings | None = None,
+    http_client: httpx.AsyncClient | None = None,
 ) -> EpisodeResult:
     if backend not in BACKENDS:
         raise ValueError(f"policy.backend {backend!r}; use one of {BACKENDS}")
@@ -160,7 +163,9 @@ async def run_episode(
         else:
             if chat is None:
                 raise ValueError("openai_chat needs policy settings (model, base_url)")
-            await chat_agent(playbook, task.instruction, run, notes.append, chat, usage)
+            await chat_agent(
+                playbook, task.instruction, run, notes.append, chat, usage, http_client
+            )
         recorder.check()
         verdict = await verify(task, box)
     return EpisodeResult(task, verdict, steps, notes, usage)

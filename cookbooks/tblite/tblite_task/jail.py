@@ -297,7 +297,9 @@ class Jail:
         code = -1
         if status is not None and status >= 0:
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-        output = b"".join(chunks)[:max_output].decode("utf-8", errors="replace")
+        # after a violation the output is evidence, not a result: a little is enough
+        keep = max_output if violation is None else min(max_output, 4096)
+        output = b"".join(chunks)[:keep].decode("utf-8", errors="replace")
         return {"exit": code, "output": output, "violation": violation, "detail": detail}
 
 

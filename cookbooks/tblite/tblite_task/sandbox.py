@@ -409,7 +409,8 @@ class Sandbox:
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=_die_with_parent,
-            limit=4 * self.limits.max_output_bytes + 65536,
+            # one JSON line holds the output, escaped: up to 6 characters per byte
+            limit=6 * self.limits.max_output_bytes + 65536,
         )
         settings = _settings(self.level, self.episode, self.limits, self._uid)
         reply = await self._exchange(settings, JAIL_GRACE_SECONDS * 4)

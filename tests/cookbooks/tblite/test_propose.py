@@ -68,7 +68,10 @@ def test_the_tasks_wording_brings_the_missing_recipe() -> None:
 
 
 def test_an_unknown_program_error_brings_its_fix() -> None:
-    transcript = "$ python3 x.py\n  NameError: name 'totl' is not defined. Did you mean: 'total'?\n  [exit 1]"
+    transcript = (
+        "$ python3 x.py\n"
+        "  NameError: name 'totl' is not defined. Did you mean: 'total'?\n  [exit 1]"
+    )
     book = SEED_PLAYBOOK.replace("## Habits\n", f"## Habits\n\n- {HABIT_TEXT['try']}\n")
     new = propose_text(book, [_record("Make `python3 x.py` work.", transcript)])
     fixes = [r for r in Playbook.parse(new).recipes if r.on_error]

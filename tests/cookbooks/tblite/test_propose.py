@@ -40,7 +40,10 @@ def test_it_never_reads_the_tasks_or_their_verifiers() -> None:
 
 
 def test_a_missing_input_teaches_listing_the_files_first() -> None:
-    transcript = "$ cat worker.log | grep -F -- x > out.txt\n  cat: worker.log: No such file or directory\n  [exit 0]"
+    transcript = (
+        "$ cat worker.log | grep -F -- x > out.txt\n"
+        "  cat: worker.log: No such file or directory\n  [exit 1]"
+    )
     new = propose_text(
         SEED_PLAYBOOK, [_record('Lines of `worker.log` containing "x" into `out.txt`.', transcript)]
     )
@@ -49,7 +52,10 @@ def test_a_missing_input_teaches_listing_the_files_first() -> None:
 
 
 def test_a_name_split_at_a_space_teaches_quoting() -> None:
-    transcript = "$ cat my notes.txt | wc -l > n.txt\n  cat: my: No such file or directory\n  cat: notes.txt: No such file or directory"
+    transcript = (
+        "$ cat my notes.txt | wc -l > n.txt\n  cat: my: No such file or directory\n"
+        "  cat: notes.txt: No such file or directory"
+    )
     new = propose_text(
         SEED_PLAYBOOK,
         [_record("How many lines does `my notes.txt` have? Write it to `n.txt`.", transcript)],
@@ -82,7 +88,8 @@ def test_passing_examples_teach_nothing_and_edits_are_capped() -> None:
     passed = _record('Lines of `a` that contain "x" into `b`.', score=1.0)
     assert propose_text(SEED_PLAYBOOK, [passed]) == SEED_PLAYBOOK
     many = _record(
-        'Drop the duplicate lines, the first 3, that contain "x", ignoring case, sorted from largest to smallest, from `a` into `b`, the sum of "y".'
+        'Drop the duplicate lines, the first 3, that contain "x", ignoring case, sorted '
+        'from largest to smallest, from `a` into `b`, the sum of "y".'
     )
     new = propose_text(SEED_PLAYBOOK, [many])
     assert (

@@ -513,11 +513,12 @@ class Sandbox:
 
     def _kill_jail(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None:
+        if proc is not None and proc.returncode is None:
+            # The launcher leads its own process group. Signal it with os.killpg, never
+            # proc.kill(): Popen polls (and so reaps) the child before signalling, and
+            # asyncio's watcher then loses track of it.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
 
     def _remove(self) -> None:
         if self.episode is not None:

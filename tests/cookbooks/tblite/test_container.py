@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("gepa_cli.taskapp", reason="the task-app kit is not installed")
 
-from starlette.testclient import TestClient  # noqa: E402
-from tblite_task import SEED_PLAYBOOK  # noqa: E402
-from tblite_task.container import app  # noqa: E402
-from tblite_task.sandbox import isolation_level  # noqa: E402
-from tblite_task.tasks import split_tasks  # noqa: E402
+from starlette.testclient import TestClient
+from tblite_task import SEED_PLAYBOOK
+from tblite_task.container import app
+from tblite_task.sandbox import isolation_level
+from tblite_task.tasks import split_tasks
 
 
 @pytest.fixture(scope="module")

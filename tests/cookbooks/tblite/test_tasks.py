@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from tblite_task.sandbox import Limits, Sandbox
-from tblite_task.tasks import CATEGORIES, TaskError, load_tasks, parse_task
+from tblite_task.tasks import CATEGORIES, Task, TaskError, load_tasks, parse_task
 from tblite_task.verify import Verdict, compare_text, verify
 
 TASKS = load_tasks()
@@ -30,33 +30,34 @@ def test_rows_hide_the_checks_and_the_solution() -> None:
         assert task.solution not in row["instruction"]
 
 
-async def _verdicts(solve: bool) -> dict[str, Verdict]:
-    async def one(task):  # type: ignore[no-untyped-def]
-        async with Sandbox(task.files, Limits(), task.executable) as box:
-            if solve:
-                result = await box.run(task.solution, agent=False)
-                assert result.exit_code == 0, (task.task_id, result.output)
-            return task.task_id, await verify(task, box)
-
+async def _verdicts() -> dict[str, tuple[Verdict, Verdict]]:
+    """Per task: the verdict on the untouched workspace, then after the solution (the
+    verifier changes nothing, so both run in one sandbox)."""
     sem = asyncio.Semaphore(4)
 
-    async def limited(task):  # type: ignore[no-untyped-def]
-        async with sem:
-            return await one(task)
+    async def one(task: Task) -> tuple[str, tuple[Verdict, Verdict]]:
+        async with sem, Sandbox(task.files, Limits(), task.executable) as box:
+            untouched = await verify(task, box)
+            result = await box.run(task.solution, agent=False)
+            assert result.exit_code == 0, (task.task_id, result.output)
+            return task.task_id, (untouched, await verify(task, box))
 
-    return dict(await asyncio.gather(*(limited(t) for t in TASKS)))
+    return dict(await asyncio.gather(*(one(t) for t in TASKS)))
 
 
 def test_reference_solutions_pass_and_untouched_workspaces_fail() -> None:
-    solved = asyncio.run(_verdicts(solve=True))
-    failing = {k: [(c.name, c.detail) for c in v.failed] for k, v in solved.items() if not v.passed}
+    verdicts = asyncio.run(_verdicts())
+    failing = {
+        k: [(c.name, c.detail) for c in solved.failed]
+        for k, (_, solved) in verdicts.items()
+        if not solved.passed
+    }
     assert not failing, failing
-    untouched = asyncio.run(_verdicts(solve=False))
-    passing = sorted(k for k, v in untouched.items() if v.passed)
+    passing = sorted(k for k, (untouched, _) in verdicts.items() if untouched.passed)
     assert not passing, passing
     # a failed verdict names its failed checks with a reason
-    for verdict in untouched.values():
-        assert all(c.name and c.detail for c in verdict.failed)
+    for untouched, _ in verdicts.values():
+        assert all(c.name and c.detail for c in untouched.failed)
 
 
 def test_compare_text_says_what_differs() -> None:

@@ -32,6 +32,10 @@ class ChatError(RuntimeError):
     """The model endpoint failed or answered something unusable."""
 
 
+class ChatUnavailable(ChatError):
+    """A transient fault (timeout, connection error, 408/429/5xx): worth retrying."""
+
+
 @dataclass(frozen=True)
 class ChatSettings:
     model: str
@@ -75,7 +79,9 @@ async def complete(
     try:
         resp = await client.post(url, json=body, headers=headers, timeout=settings.timeout_seconds)
     except httpx.HTTPError as exc:
-        raise ChatError(f"openai_chat at {url}: {type(exc).__name__}") from exc
+        raise ChatUnavailable(f"openai_chat at {url}: {type(exc).__name__}") from exc
+    if resp.status_code in (408, 429) or resp.status_code >= 500:
+        raise ChatUnavailable(f"openai_chat at {url}: HTTP {resp.status_code}")
     if resp.status_code >= 400:
         raise ChatError(f"openai_chat at {url}: HTTP {resp.status_code}: {resp.text[:200]}")
     try:

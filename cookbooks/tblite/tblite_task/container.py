@@ -14,10 +14,18 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from gepa_cli.taskapp import Module, Rollout, RolloutFailed, RolloutResult, TaskApp, Usage
+from gepa_cli.taskapp import (
+    Module,
+    Rollout,
+    RolloutFailed,
+    RolloutResult,
+    TaskApp,
+    Unavailable,
+    Usage,
+)
 
 from . import CANDIDATE_FIELD, MODULE_ID, PROGRAM_ID, SEED_PLAYBOOK
-from .chat import ChatError, ChatSettings
+from .chat import ChatError, ChatSettings, ChatUnavailable
 from .episode import run_episode
 from .sandbox import Limits, SandboxError, SandboxViolation, isolation_level, sweep_stale
 from .tasks import SPLITS, split_tasks
@@ -71,6 +79,9 @@ async def rollout(r: Rollout) -> RolloutResult:
         )
     except SandboxViolation as exc:
         raise RolloutFailed(exc.reason) from exc
+    except ChatUnavailable as exc:
+        # the optimizer retries the whole episode later, in a fresh sandbox
+        raise Unavailable(str(exc)) from exc
     except (SandboxError, ChatError, ValueError) as exc:
         raise RolloutFailed(str(exc)) from exc
     return RolloutResult(

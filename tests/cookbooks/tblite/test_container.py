@@ -85,3 +85,30 @@ def test_a_command_that_breaks_a_limit_fails_the_rollout(
 def test_bad_sandbox_limits_fail_the_rollout_with_a_clear_reason(client: Any) -> None:
     result = _rollout(client, SEED_PLAYBOOK, "text-errors", params={"sandbox": {"cpu": 1}})
     assert result["status"] == "failed" and "unknown sandbox limit 'cpu'" in result["error"]
+
+
+def test_model_commands_need_the_namespace_sandbox(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TBLITE_SANDBOX", "processes")
+    policy = {"backend": "openai_chat", "model": "m", "base_url": "http://model.invalid/v1"}
+    body = {
+        "candidate": {"system_prompt": "agent"},
+        "policy": policy,
+        "dataset_row": {"task_id": "text-errors"},
+    }
+    result = client.post("/rollout", json=body).json()
+    assert result["status"] == "failed" and "needs the namespace sandbox" in result["error"]
+
+
+def test_an_unreachable_model_is_a_transient_error(client: Any) -> None:
+    if isolation_level() != "namespaces":
+        pytest.skip("this machine cannot run the namespace sandbox")
+    policy = {"backend": "openai_chat", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+    body = {
+        "candidate": {"system_prompt": "agent"},
+        "policy": policy,
+        "dataset_row": {"task_id": "text-errors"},
+    }
+    response = client.post("/rollout", json=body)
+    assert response.status_code in (502, 503), response.text

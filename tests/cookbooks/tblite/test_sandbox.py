@@ -202,3 +202,18 @@ def test_sweep_removes_folders_of_dead_processes_only(tmp_path: Path) -> None:
     (base / "ep-alive.owner").write_text(f'{{"pid": {os.getpid()}, "start": "{start}"}}')
     assert sweep_stale() == ["ep-dead"]
     assert _leftovers() == ["ep-alive", "ep-alive.owner"]
+
+
+async def test_the_process_sandbox_keeps_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without namespaces: no isolation, but the same limits and clean-up."""
+    monkeypatch.setenv("TBLITE_SANDBOX", "processes")
+    async with Sandbox({"a.txt": "hi\n"}, FAST) as box:
+        assert box.level == "processes"
+        assert (await box.run("cat a.txt")).output == "hi\n"
+        assert str(box.workspace) == (await box.run("pwd")).output.strip()
+        with pytest.raises(SandboxViolation, match="timeout"):
+            await box.run("sleep 600")
+        with pytest.raises(SandboxViolation, match="output_limit"):
+            await box.run("yes")
+        assert (await box.run("echo still here")).output == "still here\n"
+    assert _leftovers() == []

@@ -222,7 +222,8 @@ def base_dir() -> Path:
     base = Path(os.environ.get(BASE_ENV) or Path(tempfile.gettempdir()) / "tblite-sandbox")
     base.mkdir(parents=True, exist_ok=True)
     # the sandbox uid must be able to reach its own episode directory, and nothing more
-    base.chmod(0o711)
+    with contextlib.suppress(OSError):  # a folder someone else owns keeps its mode
+        base.chmod(0o711)
     return base
 
 

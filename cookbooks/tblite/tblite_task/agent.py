@@ -104,7 +104,7 @@ def resolve(view: TaskView, files: list[str] | None) -> Plan:
     located = [(p, locate(p)) for p in view.paths]
     sources = [where for _, where in located if where is not None]
     targets = [p for p, where in located if where is None]
-    src = sources[0] if sources else view.paths[0]
+    src = sources[0] if sources else None
     dst = targets[-1] if targets else view.paths[-1]
     return Plan(src, dst)
 
@@ -249,7 +249,9 @@ async def offline_agent(playbook: str, instruction: str, run: Run, note: Note) -
         await run(with_folder(command, plan.dst, book, filler))
         acted = True
         break
-    if not acted and stages and plan.src is not None and plan.dst is not None:
+    # A pipeline needs an input that is not its output: `cat f | ... > f` would race the
+    # shell's truncation of f and read it empty or not at all.
+    if not acted and stages and plan.src is not None and plan.dst not in (None, plan.src):
         command = " | ".join([f"cat {filler.path(plan.src)}", *stages])
         command = f"{command} > {filler.path(plan.dst)}"
         await run(with_folder(command, plan.dst, book, filler))

@@ -2,7 +2,7 @@
 
 Each escape is tried the way an agent would try it (one shell command) and must end in
 a `SandboxViolation` naming the reason; the rollout then fails with that reason
-(`test_container.py`). Machines without namespaces skip the isolation-only tests.
+(`test_tblite_container.py`). Machines without namespaces skip the isolation-only tests.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class Finding(BaseModel):
     file: str = Field(min_length=1, max_length=300)
     line: int = Field(ge=1)
     category: str
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    message: str = Field(min_length=1)
     item: int | None = Field(default=None, ge=1)  # the checklist item it follows, if said
 
     @field_validator("category")
@@ -50,6 +50,12 @@ class Finding(BaseModel):
         if value not in CATEGORIES:
             raise ValueError(f"unknown category {value!r}; use one of {', '.join(CATEGORIES)}")
         return value
+
+    @field_validator("message")
+    @classmethod
+    def _short(cls, value: str) -> str:
+        # a long-winded finding is still a finding: keep its start
+        return value if len(value) <= MAX_MESSAGE_CHARS else value[: MAX_MESSAGE_CHARS - 3] + "..."
 
     @field_validator("file")
     @classmethod

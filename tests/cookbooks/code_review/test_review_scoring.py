@@ -201,3 +201,9 @@ def test_grade_feedback_names_hits_misses_and_false_alarms() -> None:
     )
     assert out.objectives == {"precision": 0.5, "recall": 0.5, "quiet": 0.5}
     assert out.output["counts"]["false_alarms"] == 1
+
+
+def test_a_long_message_is_cut_not_refused() -> None:
+    one = {"file": "a.py", "line": 3, "category": "race", "message": "x" * 5000}
+    (finding,) = parse_answer(json.dumps({"findings": [one]}))
+    assert len(finding.message) == 600 and finding.message.endswith("...")

@@ -42,11 +42,10 @@ def _go_regions(lines: list[Line]) -> list[tuple[int, int]]:
         c = code(ln.text, "go")
         if re.search(r"\bgo\s+func\b", c):
             regions.append((i + 1, block_end(lines, i)))
-        for m in re.finditer(r"\bgo\s+(?:\w+\.)?(\w+)\(", c):
-            started.add(m.group(1))
+        started.update(re.findall(r"\bgo\s+(?:\w+\.)?(\w+)\(", c))
     for i, ln in enumerate(lines):
-        m = re.match(r"func\s+(\([^)]*\)\s*)?(\w+)\(", ln.text)
-        if m and m.group(2) in started:
+        func = re.match(r"func\s+(\([^)]*\)\s*)?(\w+)\(", ln.text)
+        if func and func.group(2) in started:
             regions.append((i + 1, block_end(lines, i)))
     return regions
 
@@ -72,8 +71,8 @@ def _py_regions(lines: list[Line]) -> list[tuple[int, int]]:
             targets.add(next(g for g in m.groups() if g))
     regions = []
     for i, ln in enumerate(lines):
-        m = re.match(r"\s*(?:async\s+)?def\s+(\w+)\(", ln.text)
-        if m and m.group(1) in targets:
+        func = re.match(r"\s*(?:async\s+)?def\s+(\w+)\(", ln.text)
+        if func and func.group(1) in targets:
             regions.append((i + 1, block_end(lines, i)))
     return regions
 
@@ -87,10 +86,9 @@ def scan_unlocked_write(f: FileDiff) -> list[int]:
             for j in range(start, end):
                 ln = lines[j]
                 c = code(ln.text, "go")
-                for m in re.finditer(r"(\w+)(?:\s*,\s*\w+)*\s*:=|\bvar\s+(\w+)", c):
-                    local.add(m.group(1) or m.group(2))
-                m = _MUTATION.search(c)
-                if not (ln.added and m):
+                for decl in re.finditer(r"(\w+)(?:\s*,\s*\w+)*\s*:=|\bvar\s+(\w+)", c):
+                    local.add(decl.group(1) or decl.group(2))
+                if not (ln.added and _MUTATION.search(c)):
                     continue
                 target = re.match(r"\s*([\w]+)", c)
                 name = target.group(1) if target else ""
@@ -100,14 +98,14 @@ def scan_unlocked_write(f: FileDiff) -> list[int]:
     elif f.language == "python":
         shared = set()
         for ln in lines:
-            m = re.match(
+            container = re.match(
                 r"(\w+)\s*(?::[^=]+)?=\s*(?:[\[{]|(?:dict|list|set|defaultdict|Counter)\()", ln.text
             )
-            g = re.match(r"\s+global\s+([\w, ]+)", ln.text)
-            if m:
-                shared.add(m.group(1))
-            elif g:
-                shared.update(n.strip() for n in g.group(1).split(","))
+            declared = re.match(r"\s+global\s+([\w, ]+)", ln.text)
+            if container:
+                shared.add(container.group(1))
+            elif declared:
+                shared.update(n.strip() for n in declared.group(1).split(","))
         for start, end in _py_regions(lines):
             for j in range(start, end):
                 ln = lines[j]

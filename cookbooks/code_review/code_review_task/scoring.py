@@ -84,8 +84,10 @@ def parse_answer(text: str) -> list[Finding]:
     candidate = fenced[-1] if fenced else stripped
     try:
         data = json.loads(candidate)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise MalformedAnswer(f"the answer is not JSON ({exc.msg} at char {exc.pos})") from None
+    except RecursionError:
+        raise MalformedAnswer("the answer is JSON nested too deeply") from None
     if isinstance(data, list):
         data = {"findings": data}
     if not isinstance(data, dict):

@@ -136,6 +136,7 @@ def test_parse_answer_accepts_a_fence_a_list_and_path_prefixes() -> None:
         ("I found an SQL injection on line 15.", "not JSON"),
         ('{"comments": []}', "no 'findings' list"),
         ('"findings"', "not an object"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         ('{"findings": [{"file": "a.py", "line": 0, "category": "race", "message": "m"}]}', "line"),
         (
             '{"findings": [{"file": "a.py", "line": 3, "category": "style", "message": "m"}]}',

@@ -62,7 +62,9 @@ async def test_a_dropped_child_settles_its_proposal_in_the_ledger(tmp_path: Path
         run_dir, ledgers, EventWriter(ledgers.events, "r"), spend=Spend(), runner_state=dict
     )
     proposer = recorder.recording_proposer(_Answer(), "proposer.command")
-    request = ProposalRequest("c0000", "system_prompt", "be brief", {"system_prompt": "x"}, ())
+    request = ProposalRequest(
+        "c0000", "system_prompt", "be brief", {"system_prompt": "x"}, (), proposal_id="p0001"
+    )
     await proposer.propose(request)
     recorder.emit(
         "proposal.completed",

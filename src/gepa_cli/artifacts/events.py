@@ -15,6 +15,7 @@ from typing import Any
 
 from gepa_cli.artifacts.atomic import write_bytes_atomic
 from gepa_cli.artifacts.ledger import JsonlLedger, dumps_line, iter_jsonl
+from gepa_cli.artifacts.schema import EventLine
 from gepa_cli.errors import EventCompareError
 
 # Exact names (compared lower-case) that vary between runs without the result varying.
@@ -98,13 +99,13 @@ class EventWriter:
         self._clock = clock
 
     def emit(self, type: str, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        event = {
-            "seq": self.next_seq,
-            "ts": self._clock(),
-            "type": type,
-            "run_id": self.run_id,
-            "data": dict(data or {}),
-        }
+        event = EventLine(
+            seq=self.next_seq,
+            ts=self._clock(),
+            type=type,
+            run_id=self.run_id,
+            data=dict(data or {}),
+        ).dump()
         self.ledger.append(event)
         self.next_seq += 1
         return event

@@ -15,8 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from gepa_cli.artifacts.ledger import iter_jsonl
 from gepa_cli.artifacts.replay_check import CheckReport, Disagreement, check_artifacts
+from gepa_cli.artifacts.schema import FrontierDoc
 from gepa_cli.artifacts.timeline import (
     child_verdict,
     format_summary,
@@ -55,13 +58,8 @@ class ReplayCandidate:
     val_count: int | None = None
 
 
-@dataclass
-class ReplayFrontier:
-    frontier_type: str | None
-    frontier: dict[str, list[str]]
-    best_scores: dict[str, float]
-    best_candidate_id: str
-    best_val_mean: float
+# the frontier a feed ends with is exactly what frontier.json holds
+ReplayFrontier = FrontierDoc
 
 
 @dataclass
@@ -113,7 +111,7 @@ class Replay:
             "finished": self.finished is not None,
             "stopped_by": self.stopped_by,
             "candidates": [asdict(c) for c in self.candidates],
-            "frontier": asdict(self.frontier) if self.frontier is not None else None,
+            "frontier": self.frontier.dump() if self.frontier is not None else None,
             "best_candidate": asdict(best) if best is not None else None,
             "budget": self.budget,
             "heldout": self.heldout,
@@ -224,11 +222,16 @@ class _Folder:
         return f"{cid} validated: val_mean {num(val_mean)} on {val_count}"
 
     def _frontier_updated(self, data: Mapping[str, Any]) -> str | None:
-        frontier, best_scores, best_id, best_mean = self.need(
-            data, "frontier", "best_scores", "best_candidate_id", "best_val_mean"
-        )
-        self.replay.frontier = ReplayFrontier(
-            data.get("frontier_type"), dict(frontier), dict(best_scores), best_id, best_mean
+        self.need(data, "frontier", "best_scores", "best_candidate_id", "best_val_mean")
+        try:
+            self.replay.frontier = FrontierDoc.model_validate(data)
+        except ValidationError as exc:
+            raise self.error(
+                f"has a frontier.updated that is not a frontier ({exc.errors()[0]['msg']})"
+            ) from None
+        best_id, best_mean = (
+            self.replay.frontier.best_candidate_id,
+            self.replay.frontier.best_val_mean,
         )
         previous, self.best = self.best, (best_id, best_mean)
         if previous is not None and previous == self.best:

@@ -37,7 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gepa_cli.runner.recorder import CHECKPOINT_FORMAT
+from gepa_cli.artifacts import layout
+from gepa_cli.artifacts.schema import CHECKPOINT_FORMAT, CacheProfileDoc
 from gepa_cli.workspace.discover import RunFiles
 from gepa_cli.workspace.facts import RunFacts
 
@@ -117,8 +118,7 @@ def frontier_registered(run: RunFiles, facts: RunFacts) -> Invariant:
     name = "frontier.members_registered"
     if run.frontier is None:
         return Invariant(name, "skipped", "no frontier.json yet")
-    frontier = run.frontier.get("frontier") or {}
-    members = {str(c) for ids in frontier.values() if isinstance(ids, list) for c in ids}
+    members = {c for ids in run.frontier.frontier.values() for c in ids}
     missing = sorted(members - set(facts.candidates))
     return _verdict(
         name,
@@ -134,9 +134,9 @@ def accepted_validated(run: RunFiles, facts: RunFacts, running: bool) -> Invaria
     accepted = facts.accepted
     if running:
         # a live run validates after accepting; only work before its checkpoint is done
-        cut = (run.checkpoint or {}).get("next_seq")
-        if not isinstance(cut, int):
+        if run.checkpoint is None:
             return Invariant(name, "skipped", "running without a checkpoint yet")
+        cut = run.checkpoint.next_seq
         accepted = [(seq, cid) for seq, cid in accepted if seq < cut]
     problems = []
     for _, cid in accepted:
@@ -154,11 +154,12 @@ def _close(a: float, b: float) -> bool:
 
 
 def manifest_checks(run: RunFiles, facts: RunFacts) -> list[Invariant]:
-    manifest = run.manifest or {}
-    budget = manifest.get("budget") or {}
-    rollouts = budget.get("rollouts") or {}
+    manifest = run.manifest
+    assert manifest is not None
+    budget = manifest.budget
+    rollouts = budget.rollouts if budget is not None else {}
     problems = []
-    if rollouts.get("total") != facts.rollouts:
+    if (budget.rollouts.get("total") if budget else None) != facts.rollouts:
         problems.append(
             f"budget.rollouts.total is {rollouts.get('total')}, rollouts.jsonl has "
             f"{facts.rollouts} rows"
@@ -173,16 +174,14 @@ def manifest_checks(run: RunFiles, facts: RunFacts) -> list[Invariant]:
 
     problems = []
     for key, value in (
-        ("budget.cost_usd", budget.get("cost_usd")),
-        ("cost_usd", manifest.get("cost_usd")),
+        ("budget.cost_usd", budget.cost_usd if budget else None),
+        ("cost_usd", manifest.cost_usd),
     ):
-        if value is None and key == "cost_usd":
-            continue
-        if not isinstance(value, (int, float)) or not _close(float(value), facts.cost_usd):
+        if value is None or not _close(value, facts.cost_usd):
             problems.append(f"{key} is {value}, the ledgers sum to {facts.cost_usd:.12g}")
     out.append(_verdict("manifest.cost", problems, f"{facts.cost_usd:.6f} USD"))
 
-    proposals = budget.get("proposals")
+    proposals = budget.proposals if budget else None
     out.append(
         _verdict(
             "manifest.proposals",
@@ -194,27 +193,25 @@ def manifest_checks(run: RunFiles, facts: RunFacts) -> list[Invariant]:
     )
 
     problems = []
-    artifacts = manifest.get("artifacts") or {}
-    for rel, digest in sorted(artifacts.items()):
+    for rel, digest in sorted(manifest.artifacts.items()):
         path = run.path / rel
-        expected = (digest or {}).get("bytes")
         try:
             size = path.stat().st_size
         except FileNotFoundError:
             problems.append(f"{rel} is missing")
             continue
-        if size != expected:
-            problems.append(f"{rel} has {size} bytes, the manifest recorded {expected}")
-    out.append(_verdict("manifest.artifacts", problems, f"{len(artifacts)} files"))
+        if size != digest.bytes:
+            problems.append(f"{rel} has {size} bytes, the manifest recorded {digest.bytes}")
+    out.append(_verdict("manifest.artifacts", problems, f"{len(manifest.artifacts)} files"))
     return out
 
 
-def _profile_counts(profile: dict[str, Any], prefix: str) -> dict[str, int]:
+def _profile_counts(profile: CacheProfileDoc, prefix: str) -> dict[str, int]:
     totals = {"hits": 0, "misses": 0, "writes": 0, "not_stored": 0}
-    for boundary, counts in (profile.get("boundaries") or {}).items():
+    for boundary, counts in profile.boundaries.items():
         if boundary == prefix or (prefix.endswith(".") and boundary.startswith(prefix)):
             for key in totals:
-                totals[key] += int((counts or {}).get(key, 0) or 0)
+                totals[key] += getattr(counts, key)
     return totals
 
 
@@ -230,7 +227,7 @@ def cache_check(run: RunFiles, facts: RunFacts) -> Invariant:
     if unrecorded:
         problems.append(f"{unrecorded} rollouts have no cache_action")
     expected = {"hits": hit, "writes": write, "not_stored": live - facts.transport_failures}
-    if profile.get("mode") != "off":
+    if profile.mode != "off":
         expected["misses"] = write + live
     for key, value in expected.items():
         if r[key] != value:
@@ -261,9 +258,9 @@ def checkpoint_check(run: RunFiles, facts: RunFacts, finished: bool) -> Invarian
     name = "checkpoint.agrees_with_events"
     cp = run.checkpoint
     if cp is None:
-        if "checkpoint.json" in run.unreadable:
+        if layout.CHECKPOINT in run.unreadable:
             return Invariant(
-                name, "broken", f"checkpoint.json: {run.unreadable['checkpoint.json']}"
+                name, "broken", f"{layout.CHECKPOINT}: {run.unreadable[layout.CHECKPOINT]}"
             )
         if finished and facts.events_by_type.get("checkpoint"):
             return Invariant(
@@ -271,38 +268,35 @@ def checkpoint_check(run: RunFiles, facts: RunFacts, finished: bool) -> Invarian
             )
         return Invariant(name, "skipped", "no checkpoint.json yet")
     problems = []
-    if cp.get("format") != CHECKPOINT_FORMAT:
-        problems.append(f"format is {cp.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+    if cp.format != CHECKPOINT_FORMAT:
+        problems.append(f"format is {cp.format!r}, expected {CHECKPOINT_FORMAT}")
     rows = {
-        "events.jsonl": facts.events,
-        "rollouts.jsonl": facts.rollouts,
-        "proposals.jsonl": facts.proposals,
-        "candidates.jsonl": facts.candidate_rows,
+        layout.EVENTS: facts.events,
+        layout.ROLLOUTS: facts.rollouts,
+        layout.PROPOSALS: facts.proposals,
+        layout.CANDIDATES: facts.candidate_rows,
     }
-    ledgers = cp.get("ledgers") or {}
-    for ledger, offset in sorted(ledgers.items()):
+    for ledger, offset in sorted(cp.ledgers.items()):
         size = run.ledger_bytes.get(ledger, 0)
-        lines, nbytes = int(offset.get("lines", 0)), int(offset.get("bytes", 0))
-        if nbytes > size:
-            problems.append(f"{ledger} offset {nbytes} bytes is past its size {size}")
-        elif nbytes and not _at_line_end(run, ledger, nbytes):
-            problems.append(f"{ledger} offset {nbytes} is not at a line end")
-        if ledger in rows and lines > rows[ledger]:
-            problems.append(f"{ledger} offset {lines} lines, the file has {rows[ledger]} rows")
-    next_seq = cp.get("next_seq")
-    if not isinstance(next_seq, int):
-        problems.append("next_seq is missing")
-    else:
-        if next_seq > facts.events:
-            problems.append(f"next_seq {next_seq} is past the {facts.events} events")
-        events_lines = (ledgers.get("events.jsonl") or {}).get("lines")
-        if events_lines is not None and events_lines != next_seq:
-            problems.append(f"events.jsonl offset {events_lines} lines != next_seq {next_seq}")
-        engine_next = (cp.get("engine") or {}).get("next_event_index")
-        if engine_next is not None and engine_next != next_seq:
-            problems.append(f"engine.next_event_index {engine_next} != next_seq {next_seq}")
-        if next_seq > 0 and (next_seq - 1) not in facts.type_at:
-            problems.append(f"the event at seq {next_seq - 1} is not a checkpoint event")
+        if offset.bytes > size:
+            problems.append(f"{ledger} offset {offset.bytes} bytes is past its size {size}")
+        elif offset.bytes and not _at_line_end(run, ledger, offset.bytes):
+            problems.append(f"{ledger} offset {offset.bytes} is not at a line end")
+        if ledger in rows and offset.lines > rows[ledger]:
+            problems.append(
+                f"{ledger} offset {offset.lines} lines, the file has {rows[ledger]} rows"
+            )
+    next_seq = cp.next_seq
+    if next_seq > facts.events:
+        problems.append(f"next_seq {next_seq} is past the {facts.events} events")
+    events_offset = cp.ledgers.get(layout.EVENTS)
+    if events_offset is not None and events_offset.lines != next_seq:
+        problems.append(f"events.jsonl offset {events_offset.lines} lines != next_seq {next_seq}")
+    engine_next = cp.engine.get("next_event_index")
+    if engine_next is not None and engine_next != next_seq:
+        problems.append(f"engine.next_event_index {engine_next} != next_seq {next_seq}")
+    if next_seq > 0 and (next_seq - 1) not in facts.type_at:
+        problems.append(f"the event at seq {next_seq - 1} is not a checkpoint event")
     return _verdict(name, problems, f"next_seq {next_seq}")
 
 

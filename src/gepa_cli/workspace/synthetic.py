@@ -15,8 +15,18 @@ from typing import Any, Literal
 
 from gepa_cli.artifacts import EventWriter, RunDirectory, RunRegistry, StateHistory
 from gepa_cli.artifacts.manifest import write_manifest
+from gepa_cli.artifacts.schema import (
+    CHECKPOINT_FORMAT,
+    CacheProfileDoc,
+    CandidateRow,
+    CheckpointDoc,
+    FrontierDoc,
+    Manifest,
+    ResolvedConfigDoc,
+    RunnerState,
+)
 from gepa_cli.engine import Usage
-from gepa_cli.runner.recorder import CHECKPOINT_FORMAT, Spend, candidate_row
+from gepa_cli.runner.recorder import Spend
 
 SyntheticState = Literal["finished", "stopped", "failed", "running"]
 PROPOSER = "proposer.openai_chat"
@@ -165,8 +175,8 @@ class _Run:
             "objective_means": {},
         }
         self.events.emit("candidate.validated", validated)
-        row = candidate_row(data, validated)
-        self.ledgers.candidates.append(row)
+        row = CandidateRow.model_validate({**data, **validated})
+        self.ledgers.candidates.append(row.dump())
         self.events.emit("frontier.updated", self.frontier())
 
     def best(self) -> str:
@@ -200,22 +210,20 @@ class _Run:
         )
         if not commit:
             return  # only the last checkpoint's file survives; fsync once, not per iteration
-        self.rd.write_json("frontier.json", self.frontier())
+        self.rd.write_document(self.rd.frontier, FrontierDoc.model_validate(self.frontier()))
         offsets = self.ledgers.flush()
-        self.rd.write_json(
-            "checkpoint.json",
-            {
-                "format": CHECKPOINT_FORMAT,
-                "engine": {
-                    "next_event_index": self.events.next_seq,
-                    "checkpoints_taken": self.checkpoints,
-                    "state": {"iteration": it},
-                },
-                "ledgers": offsets,
-                "next_seq": self.events.next_seq,
-                "runner": {"spend": self.spend.to_dict()},
+        checkpoint = CheckpointDoc(
+            format=CHECKPOINT_FORMAT,
+            engine={
+                "next_event_index": self.events.next_seq,
+                "checkpoints_taken": self.checkpoints,
+                "state": {"iteration": it},
             },
+            ledgers=offsets,
+            next_seq=self.events.next_seq,
+            runner=RunnerState(run_id=self.spec.run_id, started_at="", spend=self.spend.to_doc()),
         )
+        self.rd.write_document(self.rd.checkpoint, checkpoint)
 
     def propose(self, it: int, parent: str) -> tuple[str, dict[str, Any]]:
         self.proposals += 1
@@ -330,13 +338,15 @@ def write_synthetic_run(runs_dir: Path, spec: SyntheticSpec) -> RunDirectory:
     registry.record(spec.run_id, rd.root, state="running", started_at=started)
     lock = rd.run_lock()
     lock.acquire()
-    rd.write_json(
-        "config.resolved.json",
-        {
-            "run": {"run_id": spec.run_id, "output_dir": str(runs_dir), "seed": spec.seed},
-            "proposer": {"backend": "openai_chat", "model": "gpt-4.1-mini"},
-            "cache": {"mode": "readwrite", "path": ".gepa-cache", "namespace": "synthetic"},
-        },
+    rd.write_document(
+        rd.config_resolved,
+        ResolvedConfigDoc(
+            config={
+                "run": {"run_id": spec.run_id, "output_dir": str(runs_dir), "seed": spec.seed},
+                "proposer": {"backend": "openai_chat", "model": "gpt-4.1-mini"},
+                "cache": {"mode": "readwrite", "path": ".gepa-cache", "namespace": "synthetic"},
+            }
+        ),
     )
     run.events.emit(
         "run.started",
@@ -414,9 +424,8 @@ def write_synthetic_run(runs_dir: Path, spec: SyntheticSpec) -> RunDirectory:
         },
     )
     run.ledgers.close()
-    rd.write_json("frontier.json", run.frontier())
-    rd.write_json(
-        "cache_profile.json",
+    rd.write_document(rd.frontier, FrontierDoc.model_validate(run.frontier()))
+    profile = CacheProfileDoc.model_validate(
         {
             "schema": 1,
             "namespace": "synthetic",
@@ -426,8 +435,9 @@ def write_synthetic_run(runs_dir: Path, spec: SyntheticSpec) -> RunDirectory:
                 k: sum(c[k] for c in run.profile.values())
                 for k in ("hits", "misses", "writes", "not_stored")
             },
-        },
+        }
     )
+    rd.write_document(rd.cache_profile, profile)
     rd.write_normalized_events()
     finished = history.enter(spec.state).at
     fields: dict[str, Any] = {
@@ -460,7 +470,8 @@ def write_synthetic_run(runs_dir: Path, spec: SyntheticSpec) -> RunDirectory:
     }
     if spec.state == "failed":
         fields["error"] = {"error_code": "proposer_error", "message": "proposer kept failing"}
-    write_manifest(rd.root, fields, history)
+    fields.update(state=spec.state, state_history=history.changes)
+    write_manifest(rd.root, Manifest.model_validate(fields))
     registry.record(spec.run_id, rd.root, state=spec.state, started_at=started)
     lock.release()
     return rd

@@ -26,10 +26,11 @@ from typing import Any
 import httpx
 import uvicorn
 
+from gepa_cli.artifacts.layout import CONTAINER_LOG
 from gepa_cli.config.models import ContainerConfig
 from gepa_cli.errors import ContainerError
 
-LOG_NAME = "container.log"
+LOG_NAME = CONTAINER_LOG
 STOP_GRACE_SECONDS = 3.0
 _Handler = Callable[[int, FrameType | None], Any] | int | None
 

@@ -41,3 +41,11 @@ def test_status_and_query_on_a_real_run(tmp_path: Path) -> None:
         assert rows[0][0] == manifest["budget"]["rollouts"]["total"] > 0
         _, rows = ws.query("SELECT count(*) FROM frontier")
         assert rows[0][0] > 0
+        # the proposer is read from the resolved config the runner writes
+        _, rows = ws.query("SELECT proposer_backend FROM runs")
+        assert rows == [("command",)]
+        _, rows = ws.query("SELECT DISTINCT boundary FROM cache WHERE source = 'ledger'")
+        assert sorted(r[0] for r in rows) == ["container.rollout", "proposer.command"]
+    assert "proposer.command" in run.usage and "proposer.unknown" not in run.usage
+    assert run.cache["proposer.command"]["ledger_write"] == run.proposals
+    assert "proposer.unknown" not in run.cache

@@ -230,6 +230,14 @@ class ErrorInfo(Record):
     details: dict[str, Any] | None = None
 
 
+class ListenerError(Record):
+    """An event listener that raised: it was detached and the run went on."""
+
+    listener: str
+    seq: int
+    error: str
+
+
 class ArtifactDigest(Record):
     sha256: str
     bytes: int
@@ -257,6 +265,7 @@ class Manifest(Record):
     iterations: int | None = None
     cache: CacheSettings | None = None
     error: ErrorInfo | None = None
+    listener_errors: list[ListenerError] = Field(default_factory=list)
     state_history: list[StateChange] = Field(default_factory=list)
     artifacts: dict[str, ArtifactDigest] = Field(default_factory=dict)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from gepa_cli.artifacts.manifest import StateHistory
@@ -10,6 +11,7 @@ from gepa_cli.artifacts.schema import (
     Budget,
     CacheSettings,
     ErrorInfo,
+    ListenerError,
     Manifest,
     SeedCandidate,
 )
@@ -35,6 +37,7 @@ def build_manifest(
     spend: Spend,
     budget: dict[str, Any] | None,
     error: GepaCliError | None = None,
+    listener_errors: Sequence[ListenerError] = (),
 ) -> Manifest:
     """``outcome`` is None when the engine never validated the seed (the run failed
     before it started); ``budget`` is the last one the feed reported."""
@@ -78,5 +81,6 @@ def build_manifest(
             mode=config.cache.mode, namespace=config.cache.namespace, path=str(config.cache.path)
         ),
         error=ErrorInfo.model_validate(error.to_dict()) if error is not None else None,
+        listener_errors=list(listener_errors),
         state_history=list(history.changes),
     )

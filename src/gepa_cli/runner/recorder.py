@@ -8,6 +8,7 @@ whose offsets let a resumed run cut away whatever a crash left after it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from gepa_cli.artifacts.schema import (
     CHECKPOINT_FORMAT,
     CandidateRow,
     CheckpointDoc,
+    ListenerError,
     ProposalRow,
     RolloutRow,
     RunnerState,
@@ -37,6 +39,8 @@ from gepa_cli.errors import ProposerError
 from gepa_cli.runner.feed import FeedIndex
 
 EventListener = Callable[[Mapping[str, Any]], None]
+
+log = logging.getLogger("gepa_cli.runner")
 
 
 class Spend:
@@ -91,7 +95,8 @@ class RunRecorder:
         self.writer = writer
         self.spend = spend
         self._runner_state = runner_state
-        self._listeners = listeners
+        self._listeners = list(listeners)
+        self.listener_errors: list[ListenerError] = []
         self.feed = feed or FeedIndex()
         # each proposer call's prompt and raw answer, by proposal id, until its
         # proposal.completed or proposal.failed event names it
@@ -115,8 +120,24 @@ class RunRecorder:
         handler = getattr(self, "_on_" + event_type.replace(".", "_"), None)
         if handler is not None:
             handler(data)
-        for listener in self._listeners:
-            listener(event)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception as exc:
+                # a caller's callback must never cost them the run: detach it, note it
+                # (the manifest lists it) and go on
+                self._listeners.remove(listener)
+                failure = ListenerError(
+                    listener=_name(listener), seq=event["seq"], error=f"{type(exc).__name__}: {exc}"
+                )
+                self.listener_errors.append(failure)
+                log.warning(
+                    "event listener %s raised at event %d and was detached: %s",
+                    failure.listener,
+                    failure.seq,
+                    failure.error,
+                    exc_info=exc,
+                )
 
     def _on_candidate_validated(self, data: Mapping[str, Any]) -> None:
         cid = str(data["candidate_id"])
@@ -222,6 +243,11 @@ class RunRecorder:
 
     def recording_proposer(self, inner: Proposer, boundary: str) -> Proposer:
         return _RecordingProposer(inner, self, boundary)
+
+
+def _name(listener: EventListener) -> str:
+    name = getattr(listener, "__qualname__", None) or type(listener).__qualname__
+    return f"{getattr(listener, '__module__', None) or '?'}.{name}"
 
 
 class _RecordingEvaluator:

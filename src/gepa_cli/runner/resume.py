@@ -17,6 +17,7 @@ from gepa_cli.artifacts.schema import (
     Record,
     ResolvedConfigDoc,
     RunnerState,
+    StateChange,
     parse_document,
 )
 from gepa_cli.config import GepaConfig, load_config
@@ -60,6 +61,8 @@ class ResumePoint:
     config_path: Path | None
     base_dir: Path
     checkpoint: CheckpointDoc
+    # the manifest of the run's last stop, if it stopped (or failed) rather than crashed
+    manifest: Manifest | None = None
 
     @property
     def snapshot(self) -> dict[str, Any]:
@@ -76,6 +79,16 @@ class ResumePoint:
     @property
     def started_at(self) -> str:
         return self.runner.started_at
+
+    @property
+    def state_history(self) -> list[StateChange]:
+        """The run's states so far. The checkpoint's list ends before the run stopped
+        and the manifest's after it; each written list holds every earlier one, so the
+        longer is the later."""
+        history = self.runner.state_history
+        if self.manifest is not None and len(self.manifest.state_history) > len(history):
+            history = self.manifest.state_history
+        return list(history)
 
 
 def _raw(path: Path, what: str) -> bytes:
@@ -102,6 +115,7 @@ def load_resume_point(root: Path, config_path: Path | None = None) -> ResumePoin
         raise ResumeError(
             f"run {run_dir.run_id} is still running", hint="stop it first with `gepa-cli gepa stop`"
         )
+    manifest = None
     if run_dir.manifest.exists():
         manifest = _read(run_dir.manifest, Manifest, "the manifest is missing")
         if manifest.state == "finished":
@@ -149,6 +163,7 @@ def load_resume_point(root: Path, config_path: Path | None = None) -> ResumePoin
         config_path=source,
         base_dir=base_dir,
         checkpoint=checkpoint,
+        manifest=manifest,
     )
 
 

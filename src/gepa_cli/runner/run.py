@@ -156,7 +156,7 @@ class GepaRun:
             started_at, history = utc_now(), StateHistory()
         else:
             run_dir, started_at = point.run_dir, point.started_at
-            history = StateHistory(point.runner.state_history)
+            history = StateHistory(point.state_history)
         lock = run_dir.run_lock()
         lock.acquire()
         history.enter("running")
@@ -255,6 +255,7 @@ class GepaRun:
             spend=opened.spend,
             budget=recorder.last_budget,
             error=error,
+            listener_errors=recorder.listener_errors,
         )
         written = write_manifest(run_dir.root, manifest)
         opened.registry.record(

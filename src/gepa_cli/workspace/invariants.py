@@ -13,6 +13,8 @@ Rules (docs/querying.md repeats them for users):
 - manifest.cost: budget.cost_usd (and cost_usd) equal the sum of rollout
   usage.cost_usd plus proposal cost_usd, within 1e-9.
 - manifest.proposals: budget.proposals equals the proposals.jsonl rows.
+- (a manifest with no budget, of a run that failed before its engine started: the
+  rollouts and proposals ledgers have no rows, and cost_usd is their sum, 0.)
 - manifest.artifacts: every file listed in manifest artifacts exists with its recorded
   size (bytes; the cheap check that names which file changed since the run ended).
 - cache.profile_matches_ledgers: for container.rollout, with H/W/L the rollout rows
@@ -38,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gepa_cli.artifacts import layout
-from gepa_cli.artifacts.schema import CHECKPOINT_FORMAT, CacheProfileDoc
+from gepa_cli.artifacts.schema import CHECKPOINT_FORMAT, CacheProfileDoc, Manifest
 from gepa_cli.workspace.discover import RunFiles
 from gepa_cli.workspace.facts import RunFacts
 
@@ -157,41 +159,69 @@ def manifest_checks(run: RunFiles, facts: RunFacts) -> list[Invariant]:
     manifest = run.manifest
     assert manifest is not None
     budget = manifest.budget
-    rollouts = budget.rollouts if budget is not None else {}
+    if budget is None:
+        # the run ended before its engine started (a container that never came up):
+        # honest only if no work was recorded either
+        return [
+            _nothing_recorded("manifest.rollouts", facts.rollouts, "rollouts.jsonl"),
+            _cost(manifest, facts),
+            _nothing_recorded("manifest.proposals", facts.proposals, "proposals.jsonl"),
+            _artifacts(run, manifest),
+        ]
     problems = []
-    if (budget.rollouts.get("total") if budget else None) != facts.rollouts:
+    if budget.rollouts.get("total") != facts.rollouts:
         problems.append(
-            f"budget.rollouts.total is {rollouts.get('total')}, rollouts.jsonl has "
+            f"budget.rollouts.total is {budget.rollouts.get('total')}, rollouts.jsonl has "
             f"{facts.rollouts} rows"
         )
     for split in ("train", "val", "heldout"):
-        if split in rollouts and rollouts[split] != facts.rollouts_by_split.get(split, 0):
+        recorded = budget.rollouts.get(split)
+        if recorded is not None and recorded != facts.rollouts_by_split.get(split, 0):
             problems.append(
-                f"budget.rollouts.{split} is {rollouts[split]}, rollouts.jsonl has "
+                f"budget.rollouts.{split} is {recorded}, rollouts.jsonl has "
                 f"{facts.rollouts_by_split.get(split, 0)} {split} rows"
             )
     out = [_verdict("manifest.rollouts", problems, f"{facts.rollouts} rollouts")]
 
-    problems = []
-    for key, value in (
-        ("budget.cost_usd", budget.cost_usd if budget else None),
-        ("cost_usd", manifest.cost_usd),
-    ):
-        if value is None or not _close(value, facts.cost_usd):
-            problems.append(f"{key} is {value}, the ledgers sum to {facts.cost_usd:.12g}")
-    out.append(_verdict("manifest.cost", problems, f"{facts.cost_usd:.6f} USD"))
+    out.append(_cost(manifest, facts))
 
-    proposals = budget.proposals if budget else None
     out.append(
         _verdict(
             "manifest.proposals",
             []
-            if proposals == facts.proposals
-            else [f"budget.proposals is {proposals}, proposals.jsonl has {facts.proposals} rows"],
+            if budget.proposals == facts.proposals
+            else [
+                f"budget.proposals is {budget.proposals}, proposals.jsonl has "
+                f"{facts.proposals} rows"
+            ],
             f"{facts.proposals} proposals",
         )
     )
+    out.append(_artifacts(run, manifest))
+    return out
 
+
+def _cost(manifest: Manifest, facts: RunFacts) -> Invariant:
+    recorded = [("cost_usd", manifest.cost_usd)]
+    if manifest.budget is not None:
+        recorded.insert(0, ("budget.cost_usd", manifest.budget.cost_usd))
+    problems = [
+        f"{key} is {value}, the ledgers sum to {facts.cost_usd:.12g}"
+        for key, value in recorded
+        if not _close(value, facts.cost_usd)
+    ]
+    return _verdict("manifest.cost", problems, f"{facts.cost_usd:.6f} USD")
+
+
+def _nothing_recorded(name: str, rows: int, ledger: str) -> Invariant:
+    if rows:
+        return Invariant(
+            name, "broken", f"the manifest records no budget but {ledger} has {rows} rows"
+        )
+    return Invariant(name, "ok", "no budget and no rows: the run ended before its engine started")
+
+
+def _artifacts(run: RunFiles, manifest: Manifest) -> Invariant:
     problems = []
     for rel, digest in sorted(manifest.artifacts.items()):
         path = run.path / rel
@@ -202,8 +232,7 @@ def manifest_checks(run: RunFiles, facts: RunFacts) -> list[Invariant]:
             continue
         if size != digest.bytes:
             problems.append(f"{rel} has {size} bytes, the manifest recorded {digest.bytes}")
-    out.append(_verdict("manifest.artifacts", problems, f"{len(manifest.artifacts)} files"))
-    return out
+    return _verdict("manifest.artifacts", problems, f"{len(manifest.artifacts)} files")
 
 
 def _profile_counts(profile: CacheProfileDoc, prefix: str) -> dict[str, int]:

@@ -7,12 +7,12 @@ import io
 from pathlib import Path
 
 import orjson
+from synthetic_runs import SyntheticSpec, write_synthetic_run
 from typer.testing import CliRunner
 
 from gepa_cli.cli.main import app
 from gepa_cli.workspace import Workspace
 from gepa_cli.workspace.schemas import CANDIDATES, EVENTS, PROPOSALS, ROLLOUTS, VIEW_NAMES
-from gepa_cli.workspace.synthetic import SyntheticSpec, write_synthetic_run
 
 
 def make_runs(tmp_path: Path) -> Path:

@@ -10,19 +10,20 @@ from pathlib import Path
 
 import orjson
 import pytest
+from synthetic_runs import SyntheticSpec, write_synthetic_run
 from typer.testing import CliRunner
 
 from gepa_cli.artifacts import write_json_atomic
 from gepa_cli.cli.main import app
 from gepa_cli.workspace import workspace_status
-from gepa_cli.workspace.synthetic import SyntheticSpec, write_synthetic_run
 
 
 @pytest.fixture()
 def runs(tmp_path: Path) -> Path:
     root = tmp_path / "runs"
-    write_synthetic_run(root, SyntheticSpec("done", seed=1))
+    # "live" first: "done" then hits the cache entries it left (the seed's validation)
     write_synthetic_run(root, SyntheticSpec("live", state="running", seed=2))
+    write_synthetic_run(root, SyntheticSpec("done", seed=1))
     return root
 
 

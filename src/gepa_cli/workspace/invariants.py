@@ -163,9 +163,9 @@ def manifest_checks(run: RunFiles, facts: RunFacts) -> list[Invariant]:
         # the run ended before its engine started (a container that never came up):
         # honest only if no work was recorded either
         return [
-            _nothing_recorded("manifest.rollouts", facts.rollouts, "rollouts.jsonl"),
+            _nothing_recorded("manifest.rollouts", facts.rollouts, layout.ROLLOUTS),
             _cost(manifest, facts),
-            _nothing_recorded("manifest.proposals", facts.proposals, "proposals.jsonl"),
+            _nothing_recorded("manifest.proposals", facts.proposals, layout.PROPOSALS),
             _artifacts(run, manifest),
         ]
     problems = []

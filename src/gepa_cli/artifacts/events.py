@@ -8,7 +8,7 @@ bytes. The list is documented in docs/run-directory.md; keep the two in step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -138,10 +138,6 @@ def normalized_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(line number, canonical normalized line) for each event of a feed."""
     for number, event in iter_jsonl(path, error=EventCompareError):
         yield number, dumps_line(normalize_event(event))
-
-
-def normalize_events(events: Iterable[Mapping[str, Any]]) -> bytes:
-    return b"".join(dumps_line(normalize_event(event)) for event in events)
 
 
 def normalize_file(source: Path, target: Path | None = None) -> bytes:

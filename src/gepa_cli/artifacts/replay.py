@@ -34,7 +34,6 @@ __all__ = [
     "Disagreement",
     "Replay",
     "ReplayCandidate",
-    "ReplayFrontier",
     "TimelineEntry",
     "check_artifacts",
     "format_summary",
@@ -58,10 +57,6 @@ class ReplayCandidate:
     val_count: int | None = None
 
 
-# the frontier a feed ends with is exactly what frontier.json holds
-ReplayFrontier = FrontierDoc
-
-
 @dataclass
 class TimelineEntry:
     seq: int
@@ -81,7 +76,8 @@ class Replay:
     partial_last_line: int | None = None
     started: dict[str, Any] | None = None
     candidates: list[ReplayCandidate] = field(default_factory=list)
-    frontier: ReplayFrontier | None = None
+    # the last frontier.updated: exactly what frontier.json holds
+    frontier: FrontierDoc | None = None
     budget: dict[str, Any] | None = None
     finished: dict[str, Any] | None = None
     heldout: list[dict[str, Any]] = field(default_factory=list)

@@ -63,8 +63,6 @@ def columns(
     }
 
 
-USAGE = duckdb_type(RolloutRow.model_fields["usage"].annotation, maps=False)
-
 # the run id of a ledger row is the name of its directory, never a column of the file
 EVENTS = columns(EventLine, exclude=("run_id",))
 ROLLOUTS = columns(RolloutRow)

@@ -9,7 +9,6 @@ from pathlib import Path
 import orjson
 import pytest
 from pydantic import BaseModel
-from typer.testing import CliRunner
 
 import gepa_cli
 from gepa_cli.artifacts import layout, read_jsonl
@@ -24,9 +23,9 @@ from gepa_cli.artifacts.schema import (
     ResolvedConfigDoc,
     RolloutRow,
 )
-from gepa_cli.cli.main import app
 from gepa_cli.runner.feed import FeedIndex
 from gepa_cli.workspace.schemas import columns, duckdb_type
+from support.cli import run_cli
 from support.task_dir import make_task_dir
 
 LEDGER_MODELS = {
@@ -53,7 +52,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         dataset={"train_seeds": "0:12", "val_seeds": "0:4", "heldout_seeds": "0:3"},
         gepa={"max_total_rollouts": 70, "minibatch_size": 3},
     )
-    result = CliRunner().invoke(app, ["gepa", "run", "--config", str(config)])
+    result = run_cli("gepa", "run", "--config", str(config))
     assert result.exit_code == 0, result.output
     return root / "runs" / "schema"
 

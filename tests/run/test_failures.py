@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app
 from gepa_cli.runner import GepaRun
+from support.cli import run_cli
 from support.task_dir import make_task_dir
 
 FAILING_PROPOSER = "import sys\nsys.stderr.write('model offline\\n')\nsys.exit(3)\n"
@@ -25,18 +24,15 @@ def test_a_proposer_that_keeps_failing_stops_the_run_with_a_full_manifest(
         cache={"mode": "off"},
     )
     (config.parent / "propose.py").write_text(FAILING_PROPOSER)
-    result = CliRunner().invoke(
-        app,
-        [
-            "gepa",
-            "run",
-            "--config",
-            str(config),
-            "--run-id",
-            "r",
-            "--output-dir",
-            str(tmp_path / "runs"),
-        ],
+    result = run_cli(
+        "gepa",
+        "run",
+        "--config",
+        str(config),
+        "--run-id",
+        "r",
+        "--output-dir",
+        str(tmp_path / "runs"),
     )
     assert result.exit_code == 1, result.output
     line = result.stderr.strip().splitlines()[-1]
@@ -50,9 +46,7 @@ def test_a_proposer_that_keeps_failing_stops_the_run_with_a_full_manifest(
     assert manifest["error"]["error_code"] == "proposer_error"
     proposals = [orjson.loads(line) for line in (run_dir / "proposals.jsonl").open("rb")]
     assert [row["outcome"].split(":")[0] for row in proposals] == ["error", "error"]
-    check = CliRunner().invoke(
-        app, ["events", "replay", "--events", str(run_dir / "events.jsonl"), "--check"]
-    )
+    check = run_cli("events", "replay", "--events", str(run_dir / "events.jsonl"), "--check")
     assert check.exit_code == 0, check.output
 
 
@@ -64,12 +58,12 @@ def test_a_run_that_failed_before_it_started_is_failed_and_healthy(tmp_path: Pat
     )
     runs = tmp_path / "runs"
     args = ["--config", str(config), "--run-id", "down", "--output-dir", str(runs)]
-    result = CliRunner().invoke(app, ["gepa", "run", *args])
+    result = run_cli("gepa", "run", *args)
     assert result.exit_code == 1
     assert result.stderr.startswith("error [container_error]")
     manifest = orjson.loads((runs / "down" / "manifest.json").read_bytes())
     assert manifest["state"] == "failed" and manifest["budget"] is None
-    status = CliRunner().invoke(app, ["workspace", "status", str(runs), "--json"])
+    status = run_cli("workspace", "status", str(runs), "--json")
     assert status.exit_code == 0, status.output
     report = orjson.loads(status.stdout)
     assert report["ok"] and report["states"] == {"failed": 1}
@@ -103,6 +97,6 @@ def test_a_listener_that_raises_costs_nothing_but_itself(tmp_path: Path) -> None
     run_dir = tmp_path / "runs" / "noisy"
     assert not (run_dir / "run.lock").exists()
     assert (run_dir / "checkpoint.json").exists()
-    status = CliRunner().invoke(app, ["workspace", "status", str(run_dir), "--json"])
+    status = run_cli("workspace", "status", str(run_dir), "--json")
     assert status.exit_code == 0, status.output
     assert orjson.loads(status.stdout)["states"] == {"finished": 1}

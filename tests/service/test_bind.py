@@ -6,10 +6,8 @@ import os
 import socket
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from gepa_cli.cli.main import app
 from gepa_cli.service.listen import holder
+from support.cli import run_cli
 
 
 def test_a_taken_port_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
@@ -18,15 +16,16 @@ def test_a_taken_port_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         assert holder(port) == (os.getpid(), Path(f"/proc/{os.getpid()}/comm").read_text().strip())
-        result = CliRunner().invoke(
-            app,
-            [
-                "gepa", "service",
-                "--db", str(tmp_path / "service.sqlite"),
-                "--bind", f"127.0.0.1:{port}",
-                "--allowed-root", str(tmp_path),
-            ],
-        )  # fmt: skip
+        result = run_cli(
+            "gepa",
+            "service",
+            "--db",
+            str(tmp_path / "service.sqlite"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--allowed-root",
+            str(tmp_path),
+        )
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
     [line] = result.stderr.splitlines()

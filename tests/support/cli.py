@@ -12,13 +12,21 @@ from gepa_cli.cli.main import app
 TERMINAL_WIDTH = 80
 
 
-def run_cli(*args: str, input: str | None = None, env: Mapping[str, str] | None = None) -> Result:
-    """``gepa-cli ARGS...`` in this process; stdout and stderr come back apart."""
+def run_cli(
+    *args: str,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+    catch_exceptions: bool = True,
+) -> Result:
+    """``gepa-cli ARGS...`` in this process; stdout and stderr come back apart.
+    ``catch_exceptions=False`` lets an unexpected exception fail the test with its
+    traceback instead of becoming an exit code."""
     return CliRunner().invoke(
         app,
         list(args),
         input=input,
         env=dict(env) if env is not None else None,
+        catch_exceptions=catch_exceptions,
         prog_name="gepa-cli",
         terminal_width=TERMINAL_WIDTH,
     )

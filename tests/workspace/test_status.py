@@ -11,11 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 from synthetic_runs import SyntheticSpec, write_synthetic_run
-from typer.testing import CliRunner
 
 from gepa_cli.artifacts import write_json_atomic
-from gepa_cli.cli.main import app
 from gepa_cli.workspace import workspace_status
+from support.cli import run_cli
 
 
 @pytest.fixture()
@@ -28,7 +27,7 @@ def runs(tmp_path: Path) -> Path:
 
 
 def cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = run_cli(*args)
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from gepa_cli.artifacts.ledger import iter_jsonl
 from gepa_cli.artifacts.replay_check import CheckReport, Disagreement, check_artifacts
-from gepa_cli.artifacts.schema import FrontierDoc
+from gepa_cli.artifacts.schema import EventLine, FrontierDoc
 from gepa_cli.artifacts.timeline import (
     child_verdict,
     format_summary,
@@ -143,15 +143,19 @@ class _Folder:
 
     def fold(self, line: int, event: Mapping[str, Any]) -> None:
         r, self.line = self.replay, line
-        seq, kind, data = event.get("seq"), event.get("type"), event.get("data")
-        if not isinstance(seq, int) or not isinstance(kind, str) or not isinstance(data, dict):
-            raise self.error("is not an event (needs an integer seq, a type and a data object)")
+        try:
+            parsed = EventLine.model_validate(event, strict=True)
+        except ValidationError:
+            raise self.error(
+                "is not an event (needs an integer seq, a type and a data object)"
+            ) from None
+        seq, kind, data = parsed.seq, parsed.type, parsed.data
         if seq != r.events:
             raise self.error(
                 f"has seq {seq} where {r.events} was expected (the feed is not contiguous)"
             )
-        if r.run_id is None and isinstance(event.get("run_id"), str):
-            r.run_id = event["run_id"]
+        if r.run_id is None and parsed.run_id is not None:
+            r.run_id = parsed.run_id
         r.events += 1
         self.counts[kind] += 1
         r.event_counts = dict(self.counts)

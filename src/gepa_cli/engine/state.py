@@ -191,6 +191,17 @@ class EngineState:
     # the run's one order of validation ids for staged validation (empty under "full"),
     # so every child is raced against its rivals on the same examples
     val_order: list[str] = field(default_factory=list)
+    # derived from the candidates, kept up to date instead of recomputed (never saved)
+    _frontiers: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def frontier_index(self, frontier_type: str) -> Any:
+        """The run's `FrontierIndex` for ``frontier_type``, caught up with the candidates."""
+        from gepa_cli.engine.frontier import FrontierIndex
+
+        index = self._frontiers.get(frontier_type)
+        if index is None:
+            index = self._frontiers[frontier_type] = FrontierIndex(frontier_type)
+        return index.sync(self.candidates)
 
     # --- queries -----------------------------------------------------------------
     def by_id(self, cid: str) -> Candidate:

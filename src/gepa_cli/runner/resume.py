@@ -33,6 +33,7 @@ MAY_CHANGE = (
     "proposer.retries",
     *(f"gepa.{name}" for name in sorted(RESUMABLE_FIELDS)),
     "gepa.rollout_submission_mode",
+    "gepa.pipeline.workers.*",
 )
 
 

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from gepa_cli.contracts import AUTO, CONTRACTS
 from gepa_cli.engine.registry import names as strategy_names
 from gepa_cli.engine.settings import RESERVATIONS, ZERO_MEANS_UNLIMITED, ZERO_REFUSED, no_limit_hint
 
@@ -27,6 +28,7 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_SEEDS = 1_000_000
+APP_OBJECT = "app_object"  # validation context: the container app is given as an object
 
 
 def parse_seeds(value: Any) -> Any:
@@ -92,7 +94,10 @@ class RunConfig(Section):
 class ContainerConfig(Section):
     url: str | None = None
     app: str | None = None
+    factory: bool = False  # app names a function that builds the app (as uvicorn --factory)
     command: list[str] | None = None
+    # which contract the container speaks; "auto" reads it from /metadata
+    contract: str = AUTO
     startup_timeout_seconds: PositiveFloat = 30.0
     request_timeout_seconds: PositiveFloat = 60.0
     max_concurrency: int = Field(default=8, ge=1, le=1024)
@@ -123,12 +128,28 @@ class ContainerConfig(Section):
             raise ValueError("command must name a program, e.g. ['python', 'serve.py']")
         return value
 
+    @field_validator("contract")
+    @classmethod
+    def _contract(cls, value: str) -> str:
+        if value not in (AUTO, *CONTRACTS):
+            choices = ", ".join(repr(name) for name in (AUTO, *CONTRACTS))
+            raise ValueError(f"{value!r} is not a known contract; use one of {choices}")
+        return value
+
     @model_validator(mode="after")
-    def _exactly_one_source(self) -> ContainerConfig:
+    def _exactly_one_source(self, info: ValidationInfo) -> ContainerConfig:
         given = [name for name in ("url", "app", "command") if getattr(self, name) is not None]
-        if len(given) != 1:
+        if info.context and info.context.get(APP_OBJECT):
+            # the app comes as an object from Python (GepaRun(..., app=...))
+            if given:
+                raise ValueError(
+                    f"an app object is given from Python, so {given[0]} must not be set too"
+                )
+        elif len(given) != 1:
             found = ", ".join(given) if given else "none"
             raise ValueError(f"exactly one of url, app, command must be set (found: {found})")
+        if self.factory and self.app is None:
+            raise ValueError('factory = true needs app = "module:function" (the factory)')
         return self
 
 

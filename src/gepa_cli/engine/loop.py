@@ -32,7 +32,7 @@ from gepa_cli.engine.result import EngineResult
 from gepa_cli.engine.sampler import EpochShuffledSampler
 from gepa_cli.engine.settings import EngineSettings
 from gepa_cli.engine.speculation import Lanes
-from gepa_cli.engine.state import Candidate, EngineState, content_hash
+from gepa_cli.engine.state import Candidate, EngineState, MemoEntry, content_hash
 from gepa_cli.engine.types import (
     CheckpointSink,
     Control,
@@ -62,6 +62,7 @@ class GepaEngine:
         rng_seed: int = 0,
         rollouts: RolloutSink | None = None,
         lanes: Lanes | None = None,
+        memo_in_checkpoint: bool = True,
     ) -> None:
         modules = list(target_modules) if target_modules is not None else sorted(seed_texts)
         _check_inputs(train_ids, val_ids, heldout_ids, seed_texts, modules)
@@ -87,6 +88,7 @@ class GepaEngine:
         self.seed_texts = {str(k): str(v) for k, v in seed_texts.items()}
         self.started = False
         self.checkpoints_taken = 0
+        self.memo_in_checkpoint = memo_in_checkpoint
 
     def _setup(
         self,
@@ -154,7 +156,7 @@ class GepaEngine:
             "rng_seed": self.rng_seed,
             "rng_state": rng_state_to_json(self.rng),
             "sampler": self.sampler.to_dict(),
-            "state": self.state.to_dict(),
+            "state": self.state.to_dict(memo=self.memo_in_checkpoint),
             "seed_texts": dict(self.seed_texts),
             "next_event_index": self.emitter.next_index,
             "checkpoints_taken": self.checkpoints_taken,
@@ -175,13 +177,24 @@ class GepaEngine:
         settings: EngineSettings | None = None,
         rollouts: RolloutSink | None = None,
         lanes: Lanes | None = None,
+        memo: Mapping[str, Mapping[str, MemoEntry]] | None = None,
     ) -> GepaEngine:
         """Continue a run from a snapshot. ``settings`` may raise budgets; any other
-        change would make a different run, so it is refused."""
+        change would make a different run, so it is refused. A snapshot taken without
+        its memo needs ``memo`` (rebuilt by the caller from its rollout ledger)."""
         check_snapshot(snapshot)
         try:
             saved = EngineSettings.from_mapping(snapshot["settings"])
             state = EngineState.from_dict(snapshot["state"])
+            kept = snapshot["state"].get("memo") is not None
+            if not kept:
+                if memo is None:
+                    raise ResumeError(
+                        "checkpoint was taken without its memo and none was given",
+                        hint="resume through the runner (gepa-cli gepa resume), which "
+                        "rebuilds it from rollouts.jsonl",
+                    )
+                state.memo = {digest: dict(rows) for digest, rows in memo.items()}
             rng = rng_from_json(snapshot["rng_state"])
             engine = cls.__new__(cls)
             if settings is not None:
@@ -211,6 +224,7 @@ class GepaEngine:
             engine.seed_texts = {str(k): str(v) for k, v in snapshot["seed_texts"].items()}
             engine.emitter.next_index = int(snapshot["next_event_index"])
             engine.checkpoints_taken = int(snapshot["checkpoints_taken"])
+            engine.memo_in_checkpoint = kept
             engine.started = True
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise ResumeError(

@@ -246,7 +246,7 @@ class Pipeline:
                 state.ledger.record_rollout(request.split, result.usage)
                 total = total + result.usage
             if evals.rollouts is not None:
-                evals.rollouts.record_rollouts(request, results)
+                evals.rollouts.record_rollouts(request, results, discarded=True)
             self.engine.emitter.emit(
                 ev.EVALUATION_DISCARDED,
                 {

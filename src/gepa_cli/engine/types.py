@@ -166,10 +166,17 @@ class CheckpointSink(Protocol):
 
 
 class RolloutSink(Protocol):
-    def record_rollouts(self, request: EvaluationRequest, results: Sequence[ExampleResult]) -> None:
+    def record_rollouts(
+        self,
+        request: EvaluationRequest,
+        results: Sequence[ExampleResult],
+        *,
+        discarded: bool = False,
+    ) -> None:
         """The rollouts charged to the run, in the engine's logical order: one ledger
         row each. (A rollout an overlapping iteration fetched ahead of its commit is
-        charged, and reported here, when that iteration commits.)"""
+        charged, and reported here, when that iteration commits; ``discarded`` when the
+        commit did not use it.)"""
         ...
 
 

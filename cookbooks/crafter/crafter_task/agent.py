@@ -39,18 +39,37 @@ class Decision:
 @dataclass
 class Memory:
     materials: dict[tuple[int, int], str] = field(default_factory=dict)
+    where: dict[str, set[tuple[int, int]]] = field(default_factory=dict)  # material -> cells
     explore_dir: tuple[int, int] = (0, -1)
     explore_left: int = 0
     visits: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def update(self, state: State) -> None:
+        materials, where = self.materials, self.where
         for x, y, material, _ in state.cells():
-            if material is not None:
-                self.materials[(x, y)] = material
+            if material is None:
+                continue
+            old = materials.get((x, y))
+            if old != material:
+                if old is not None:
+                    where[old].discard((x, y))
+                materials[(x, y)] = material
+                where.setdefault(material, set()).add((x, y))
         self.visits[state.pos] = self.visits.get(state.pos, 0) + 1
 
-    def known(self, kind: str) -> list[tuple[int, int]]:
-        return [pos for pos, m in self.materials.items() if m == kind]
+    def known(self, kind: str) -> set[tuple[int, int]]:
+        return self.where.get(kind, set())
+
+
+def around(
+    cells: Iterable[tuple[int, int]], reach: int = 1, square: bool = False
+) -> set[tuple[int, int]]:
+    """The cells next to any of ``cells`` (4-neighbours, or the 3x3 square)."""
+    if square:
+        offsets = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
+    else:
+        offsets = list(ORDER)
+    return {(x + dx * reach, y + dy * reach) for x, y in cells for dx, dy in offsets}
 
 
 class Step:
@@ -70,15 +89,17 @@ class Step:
         if self._dist is None:
             start = self.s.pos
             dist, first = {start: 0}, self._first
+            materials, blocked = self.m.materials, self.blocked
             queue = deque([start])
             while queue:
                 cur = queue.popleft()
                 d = dist[cur]
                 if d >= SEARCH_RADIUS:
                     continue
+                cx, cy = cur
                 for dx, dy in ORDER:
-                    nxt = (cur[0] + dx, cur[1] + dy)
-                    if nxt in dist or not self.walkable(nxt):
+                    nxt = (cx + dx, cy + dy)
+                    if nxt in dist or materials.get(nxt) not in WALKABLE or nxt in blocked:
                         continue
                     dist[nxt] = d + 1
                     first[nxt] = (dx, dy) if cur == start else first[cur]
@@ -98,15 +119,20 @@ class Step:
         for d in ORDER:
             if (x + d[0], y + d[1]) in targets:
                 return MOVES[d]  # the target blocks the way: this only turns to face it
-        return self.walk_to(lambda p: any((p[0] + dx, p[1] + dy) in targets for dx, dy in ORDER))
+        return self.walk_to(around(targets))
 
-    def walk_to(self, goal: object) -> str | None:
-        """The first move of a shortest path to a cell where ``goal(cell)`` holds."""
+    def walk_to(self, cells: set[tuple[int, int]]) -> str | None:
+        """The first move of a shortest path to one of ``cells`` (ties: north, then west)."""
         dist = self._search()
-        best = None
-        for cell, d in dist.items():
-            if d and goal(cell) and (best is None or (d, cell[1], cell[0]) < best[0]):  # type: ignore[operator]
-                best = ((d, cell[1], cell[0]), cell)
+        small, large = (cells, dist) if len(cells) < len(dist) else (dist, cells)
+        best: tuple[tuple[int, int, int], tuple[int, int]] | None = None
+        for cell in small:
+            if cell not in large:
+                continue
+            d = dist[cell]
+            key = (d, cell[1], cell[0])
+            if d and (best is None or key < best[0]):
+                best = (key, cell)
         if best is None:
             return None
         return MOVES[self._first[best[1]]]
@@ -173,7 +199,7 @@ class Agent:
         for dx, dy in ORDER:
             if step.s.cell(x + dx, y + dy) == ("grass", None):
                 return MOVES[(dx, dy)]
-        return step.walk_to(lambda p: step.m.materials.get(p) == "grass")
+        return step.walk_to(step.m.known("grass"))
 
     def place(self, step: Step, name: str) -> str | None:
         s = step.s
@@ -214,20 +240,15 @@ class Agent:
             return None
         if any(s.inventory.get(k, 0) < v for k, v in info["uses"].items()):
             return None
-        needed = list(info["nearby"])
-        spots = {n: set(self.memory.known(n)) for n in needed}
-        if not all(spots.values()):
+        reach: set[tuple[int, int]] | None = None
+        for station in info["nearby"]:
+            cells = around(self.memory.known(station), square=True)
+            reach = cells if reach is None else reach & cells
+        if not reach:
             return None
-
-        def in_reach(p: tuple[int, int]) -> bool:
-            return all(
-                any(abs(p[0] - q[0]) <= 1 and abs(p[1] - q[1]) <= 1 for q in spots[n])
-                for n in needed
-            )
-
-        if in_reach(s.pos):
+        if s.pos in reach:
             return f"make_{tool}"
-        return step.walk_to(in_reach)
+        return step.walk_to(reach)
 
     def flee(self, step: Step, kind: str) -> str | None:
         s = step.s

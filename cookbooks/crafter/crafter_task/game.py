@@ -8,8 +8,9 @@ agents read the semantic state, ``State``, restricted to crafter's 9x7 local vie
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -109,11 +110,18 @@ class State:
     def facing_cell(self) -> tuple[str | None, str | None]:
         return self.cell(self.pos[0] + self.facing[0], self.pos[1] + self.facing[1])
 
-    def cells(self) -> Iterator[tuple[int, int, str | None, str | None]]:
+    def cells(self) -> list[tuple[int, int, str | None, str | None]]:
+        """Every cell in view as (x, y, material, creature), row by row."""
+        return self._cells
+
+    @cached_property
+    def _cells(self) -> list[tuple[int, int, str | None, str | None]]:
         x0, y0 = self.pos[0] - HALF_W, self.pos[1] - HALF_H
-        for row, line in enumerate(self.view):
-            for col, (material, creature) in enumerate(line):
-                yield x0 + col, y0 + row, material, creature
+        return [
+            (x0 + col, y0 + row, material, creature)
+            for row, line in enumerate(self.view)
+            for col, (material, creature) in enumerate(line)
+        ]
 
     def visible(self, kind: str) -> list[Thing]:
         """Every ``kind`` in view (a material or a creature), nearest first."""
@@ -150,36 +158,41 @@ class Game:
 
     @property
     def unlocked(self) -> frozenset[str]:
-        return frozenset(n for n, count in self.player.achievements.items() if count > 0)
+        return frozenset(self.env._unlocked)
 
     def state(self) -> State:
         world, player = self.world, self.player
         px, py = int(player.pos[0]), int(player.pos[1])
         x0, y0 = px - HALF_W, py - HALF_H
-        names = world._mat_names
-        mat_map, obj_map, objs = world._mat_map, world._obj_map, world._objects
         width, height = world.area
+        xa, xb = max(x0, 0), min(x0 + VIEW_W, width)
+        ya, yb = max(y0, 0), min(y0 + VIEW_H, height)
+        names = world._mat_names
+        mats = world._mat_map[xa:xb, ya:yb].tolist()  # [x][y]
         view: list[list[tuple[str | None, str | None]]] = []
-        creatures: list[Thing] = []
         for row in range(VIEW_H):
             y = y0 + row
             line: list[tuple[str | None, str | None]] = []
             for col in range(VIEW_W):
                 x = x0 + col
-                if not (0 <= x < width and 0 <= y < height):
+                if xa <= x < xb and ya <= y < yb:
+                    line.append((names[mats[x - xa][y - ya]], None))
+                else:
                     line.append((None, None))
-                    continue
-                kind = None
-                index = int(obj_map[x, y])
-                if index:
-                    obj = objs[index]
-                    kind = CREATURES.get(type(obj), "unknown")
-                    if kind == "plant" and obj.ripe:
-                        kind = "ripe plant"
-                    if kind != "player":
-                        creatures.append(Thing(kind, x, y))
-                line.append((names[int(mat_map[x, y])], kind))
             view.append(line)
+        creatures: list[Thing] = []
+        found = world._obj_map[xa:xb, ya:yb]
+        for i, j in zip(*(a.tolist() for a in found.nonzero()), strict=True):
+            obj = world._objects[int(found[i, j])]
+            kind = CREATURES.get(type(obj), "unknown")
+            if kind == "plant" and obj.ripe:
+                kind = "ripe plant"
+            x, y = xa + i, ya + j
+            material = view[y - y0][x - x0][0]
+            view[y - y0][x - x0] = (material, kind)
+            if kind != "player":
+                creatures.append(Thing(kind, x, y))
+        creatures.sort(key=lambda t: (t.y, t.x))
         return State(
             step=self.steps,
             pos=(px, py),
@@ -239,17 +252,22 @@ class Game:
 
 def nearest_text(state: State, limit: int = 6) -> str:
     """The nearest thing of each interesting kind, as relative directions."""
-    seen: dict[str, Thing] = {}
+    px, py = state.pos
+    seen: dict[str, tuple[int, int, int]] = {}
     for x, y, material, creature in state.cells():
+        d = abs(x - px) + abs(y - py)
         for kind in (creature, material):
-            if kind is None or kind in ("grass", "sand", "path", "player"):
+            if kind is None or kind in _PLAIN:
                 continue
             best = seen.get(kind)
-            if best is None or state.distance(x, y) < state.distance(best.x, best.y):
-                seen[kind] = Thing(kind, x, y)
-    ranked = sorted(seen.values(), key=lambda t: (state.distance(t.x, t.y), t.kind))[:limit]
-    parts = [f"{t.kind} {relative(state, t.x, t.y)}" for t in ranked]
+            if best is None or d < best[0]:
+                seen[kind] = (d, x, y)
+    ranked = sorted(seen.items(), key=lambda kv: (kv[1][0], kv[0]))[:limit]
+    parts = [f"{kind} {relative(state, x, y)}" for kind, (_, x, y) in ranked]
     return "; ".join(parts) if parts else "nothing but open ground"
+
+
+_PLAIN = frozenset(("grass", "sand", "path", "player"))
 
 
 def relative(state: State, x: int, y: int) -> str:

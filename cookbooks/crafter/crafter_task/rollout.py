@@ -30,6 +30,10 @@ BACKENDS = ("offline", "openai_chat")
 class RolloutError(ValueError):
     """The request cannot be played (the message says what to fix)."""
 
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
 
 @dataclass
 class RolloutOutput:
@@ -45,18 +49,23 @@ class RolloutOutput:
 
 def _int(value: Any, what: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise RolloutError(f"{what} must be a whole number >= {low}, got {value!r}")
+        raise RolloutError("invalid_row", f"{what} must be a whole number >= {low}, got {value!r}")
     return value
 
 
 def episode_settings(row: Mapping[str, Any], policy: Any) -> tuple[int, int]:
     """(world seed, step limit) from the row, with ``params.max_steps`` overriding."""
     if "world_seed" not in row:
-        raise RolloutError("dataset_row needs 'world_seed' (rows come from /dataset/rows)")
+        raise RolloutError(
+            "invalid_row", "dataset_row needs 'world_seed' (rows come from /dataset/rows)"
+        )
     world_seed = _int(row["world_seed"], "dataset_row.world_seed", 0)
     params = getattr(policy, "params", None) or {}
     if "max_steps" in params:
-        max_steps = _int(params["max_steps"], "policy.params.max_steps", 1)
+        try:
+            max_steps = _int(params["max_steps"], "policy.params.max_steps", 1)
+        except RolloutError as exc:
+            raise RolloutError("invalid_policy", str(exc)) from None
     else:
         max_steps = _int(row.get("max_steps", DEFAULT_MAX_STEPS), "dataset_row.max_steps", 1)
     return world_seed, max_steps
@@ -73,7 +82,9 @@ async def run_rollout(
 ) -> RolloutOutput:
     instructions = candidate.get(CANDIDATE_FIELD)
     if not isinstance(instructions, str):
-        raise RolloutError(f"the candidate needs the text field {CANDIDATE_FIELD!r}")
+        raise RolloutError(
+            "missing_candidate_field", f"the candidate needs the text field {CANDIDATE_FIELD!r}"
+        )
     world_seed, max_steps = episode_settings(row, policy)
     backend = getattr(policy, "backend", "offline")
     if backend == "offline":
@@ -113,4 +124,6 @@ async def run_rollout(
             completion_tokens=chat.completion_tokens,
             metadata={"backend": backend, "model": settings.model, "calls": chat.calls},
         )
-    raise RolloutError(f"policy.backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    raise RolloutError(
+        "unknown_backend", f"policy.backend {backend!r} is not one of {', '.join(BACKENDS)}"
+    )

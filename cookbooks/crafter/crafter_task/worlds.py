@@ -74,8 +74,8 @@ class OrderedWorld(engine.World):  # type: ignore[misc]
 
 
 class HeadlessEnv(crafter.Env):  # type: ignore[misc]
-    """``crafter.Env`` that never draws pixels (agents read the semantic state) and
-    whose world iterates creatures in a deterministic order.
+    """``crafter.Env`` that draws no pixels and no semantic map (agents read the world
+    through ``game.State``), and whose world iterates creatures in a deterministic order.
 
     Crafter draws night noise from the world's random stream while rendering pixels,
     so at night a pixel-rendering env of the same seed takes another random path.
@@ -85,9 +85,16 @@ class HeadlessEnv(crafter.Env):  # type: ignore[misc]
         super().__init__(seed=seed)
         self._world.__class__ = OrderedWorld
         self._world.reset()
+        # step() computes info["semantic"], a copy of the whole map, every step; the
+        # agents read the world through game.State instead
+        self._sem_view = _no_semantic_map
 
     def _obs(self) -> None:
         return None
+
+
+def _no_semantic_map() -> None:
+    return None
 
 
 _memory: collections.OrderedDict[int, HeadlessEnv] = collections.OrderedDict()

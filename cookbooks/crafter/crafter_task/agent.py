@@ -17,10 +17,9 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from crafter import constants
-
 from .episode import Choice
-from .game import MAX_ITEM, WALKABLE, State
+from .facts import COLLECT, MAKE, MAX_ITEM, PLACE, WALKABLE
+from .game import State
 from .playbook import Directive, Playbook, Rule
 
 SEARCH_RADIUS = 10
@@ -168,7 +167,7 @@ class Agent:
         if d.verb == "explore":
             return self.explore(step)
         if d.verb == "collect":
-            info = constants.collect[d.target]
+            info = COLLECT[d.target]
             item = next(iter(info["receive"]))
             if inv.get(item, 0) >= MAX_ITEM[item]:
                 return None
@@ -203,7 +202,7 @@ class Agent:
 
     def place(self, step: Step, name: str) -> str | None:
         s = step.s
-        info = constants.place[name]
+        info = PLACE[name]
         if any(s.inventory.get(k, 0) < v for k, v in info["uses"].items()):
             return None
         if name in ("table", "furnace") and self.station_near(s, name):
@@ -235,7 +234,7 @@ class Agent:
 
     def make(self, step: Step, tool: str) -> str | None:
         s = step.s
-        info = constants.make[tool]
+        info = MAKE[tool]
         if s.inventory.get(tool, 0) >= 1:
             return None
         if any(s.inventory.get(k, 0) < v for k, v in info["uses"].items()):

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .game import ACHIEVEMENTS, VITALS, Game, State, inventory_items, render_text
+from .facts import ACHIEVEMENTS
+from .game import VITALS, Game, State, inventory_items, render_text
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "collect": tuple(a for a in ACHIEVEMENTS if a.startswith("collect_")),

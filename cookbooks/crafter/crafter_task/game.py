@@ -14,16 +14,12 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-from crafter import constants, objects
+from crafter import objects
 
+from .facts import ACTIONS
 from .worlds import HeadlessEnv, fresh_world, new_episode_env
 
-ACHIEVEMENTS: tuple[str, ...] = tuple(constants.achievements)
-ACTIONS: tuple[str, ...] = tuple(constants.actions)
-ITEMS: tuple[str, ...] = tuple(constants.items)
 VITALS = ("health", "food", "drink", "energy")
-MAX_ITEM = {name: int(info["max"]) for name, info in constants.items.items()}
-WALKABLE = frozenset(constants.walkable)
 # crafter's local view: a 9x9 grid less the two rows it uses to draw the inventory
 VIEW_W, VIEW_H = 9, 7
 HALF_W, HALF_H = VIEW_W // 2, VIEW_H // 2

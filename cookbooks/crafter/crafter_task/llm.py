@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 
 from .episode import Choice
-from .game import ACTIONS, LEGEND, State
+from .facts import ACTIONS
+from .game import LEGEND, State
 
 RETRIES = 2
 BACKOFF_SECONDS = (0.5, 2.0)

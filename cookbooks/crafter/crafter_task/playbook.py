@@ -41,13 +41,15 @@ import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from crafter import constants
+from .facts import ACHIEVEMENTS, ACTIONS, ITEMS, MAKE, MATERIALS, MAX_ITEM, PLACE
 
-from .game import ACHIEVEMENTS, ITEMS, MATERIAL_CHARS, MAX_ITEM, State
+if TYPE_CHECKING:
+    from .game import State
 
 CREATURE_NAMES = ("cow", "zombie", "skeleton", "arrow", "plant", "ripe_plant")
-THINGS = frozenset(MATERIAL_CHARS) | frozenset(CREATURE_NAMES)
+THINGS = frozenset(MATERIALS) | frozenset(CREATURE_NAMES)
 RESOURCES = {  # directive word -> the material collected
     "wood": "tree",
     "tree": "tree",
@@ -59,8 +61,8 @@ RESOURCES = {  # directive word -> the material collected
     "drink": "water",
     "water": "water",
 }
-PLACEABLE = tuple(constants.place)
-TOOLS = tuple(constants.make)
+PLACEABLE = tuple(PLACE)
+TOOLS = tuple(MAKE)
 DIRECTIONS = ("left", "right", "up", "down")
 OPS: dict[str, Callable[[int, int], bool]] = {
     "<=": operator.le,
@@ -72,7 +74,7 @@ OPS: dict[str, Callable[[int, int], bool]] = {
     "=": operator.eq,
 }
 _COMPOUNDS = sorted(
-    {n for n in (*ITEMS, *ACHIEVEMENTS, *constants.actions, "ripe_plant") if "_" in n},
+    {n for n in (*ITEMS, *ACHIEVEMENTS, *ACTIONS, "ripe_plant") if "_" in n},
     key=len,
     reverse=True,
 )

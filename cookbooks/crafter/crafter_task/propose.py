@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .game import ACHIEVEMENTS
+from .facts import ACHIEVEMENTS
 from .playbook import _BULLET, Directive, PlaybookError, normalize, parse_rule
 
 MAX_NEW_RULES = 2

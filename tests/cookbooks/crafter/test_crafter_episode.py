@@ -14,7 +14,8 @@ from crafter import objects
 from crafter_support import Trace
 from crafter_task.agent import OfflinePolicy
 from crafter_task.episode import GROUPS, Episode, play_episode
-from crafter_task.game import ACHIEVEMENTS, Game
+from crafter_task.facts import ACHIEVEMENTS
+from crafter_task.game import Game
 from crafter_task.seed import SEED_PLAYBOOK
 
 WORLD = 10_000

@@ -131,9 +131,9 @@ def test_refusal_is_not_retried(trace: Trace) -> None:
 
 def test_settings_errors(trace: Trace, monkeypatch: pytest.MonkeyPatch) -> None:
     client, seen = endpoint(["noop"])
-    with pytest.raises(PolicyError, match="policy.model"):
+    with pytest.raises(PolicyError, match=r"policy\.model"):
         rollout(Policy(model=None), client, trace)
-    with pytest.raises(PolicyError, match="policy.base_url"):
+    with pytest.raises(PolicyError, match=r"policy\.base_url"):
         rollout(Policy(base_url=""), client, trace)
     monkeypatch.delenv("CRAFTER_TEST_KEY", raising=False)
     with pytest.raises(PolicyError, match="CRAFTER_TEST_KEY"):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crafter_task.game import ACHIEVEMENTS
+from crafter_task.facts import ACHIEVEMENTS
 from crafter_task.playbook import Playbook
 from crafter_task.propose import TECH, propose_text
 from crafter_task.seed import SEED_PLAYBOOK

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import numpy as np
 from crafter import objects
 
 from .facts import ACTIONS
@@ -207,11 +206,16 @@ class Game:
         player = self.player
         health = int(player.health)
         before = self.unlocked
+        # a zombie can hit and be despawned in one step: look around before it, too
+        threats = self._threats()
         _obs, reward, done, _info = self.env.step(ACTIONS.index(action))
         self.steps += 1
         damage = max(0, health - int(player.health))
-        cause = self._cause() if damage else None
-        if cause:
+        cause = None
+        if damage:
+            after = self._threats()
+            near = {k: min(threats.get(k, 99), after.get(k, 99)) for k in {*threats, *after}}
+            cause = self._cause(near)
             self.last_cause = cause
         dead = int(player.health) <= 0
         return StepResult(
@@ -223,20 +227,27 @@ class Game:
             cause=cause,
         )
 
-    def _cause(self) -> str:
+    def _threats(self, reach: int = 8) -> dict[str, int]:
+        """The distance of the nearest zombie, skeleton and arrow within ``reach``."""
+        world, (px, py) = self.world, (int(self.player.pos[0]), int(self.player.pos[1]))
+        xa, ya = max(px - reach, 0), max(py - reach, 0)
+        found = world._obj_map[xa : px + reach + 1, ya : py + reach + 1]
+        near: dict[str, int] = {}
+        for i, j in zip(*(a.tolist() for a in found.nonzero()), strict=True):
+            kind = CREATURES.get(type(world._objects[int(found[i, j])]))
+            if kind in ("zombie", "skeleton", "arrow"):
+                d = abs(xa + i - px) + abs(ya + j - py)
+                near[kind] = min(d, near.get(kind, d))
+        return near
+
+    def _cause(self, near: Mapping[str, int]) -> str:
         """What most likely took health this step (for the feedback on a death)."""
         player, world = self.player, self.world
         if world[player.pos][0] == "lava":
             return "lava"
-        near: dict[str, int] = {}
-        for obj in world.objects:
-            kind = CREATURES.get(type(obj))
-            if kind in ("zombie", "skeleton", "arrow"):
-                d = int(np.abs(obj.pos - player.pos).sum())
-                near[kind] = min(d, near.get(kind, d))
-        if near.get("zombie", 99) <= 1:
+        if near.get("zombie", 99) <= 2:
             return "zombie"
-        if near.get("arrow", 99) <= 1 or near.get("skeleton", 99) <= 4:
+        if near.get("arrow", 99) <= 2 or near.get("skeleton", 99) <= 8:
             return "skeleton arrow"
         lacking = [
             word

@@ -122,7 +122,10 @@ class ChatPolicy:
         messages = self.messages(observation)
         answer = await self.complete(messages, state.step)
         action = parse_action(answer)
-        note = "model" if action else f"no action in the answer {answer[:60]!r}: noop"
+        # the note groups the steps after a stall in the feedback: say what was played
+        note = (
+            f"model chose {action}" if action else f"no action in the answer {answer[:60]!r}: noop"
+        )
         action = action or "noop"
         self.history.append(action)
         return Choice(

@@ -10,7 +10,6 @@ produce it (otherwise the recording is stale: replay/README.md says how to recor
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,6 @@ def _run(
     tmp_path: Path, *, cache_mode: str, cache_path: Path, run_id: str
 ) -> tuple[dict[str, Any], Path]:
     env = {"GEPA_CLI_CACHE_PATH": str(cache_path)}
-    # a live run starts the proposer as a child process in the cookbook folder
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(COOKBOOK), os.environ.get("PYTHONPATH")]))
     result = CliRunner().invoke(
         app,
         [

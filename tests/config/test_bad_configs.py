@@ -146,7 +146,7 @@ CASES: list[tuple[str, str, str, str]] = [
         "budget-zero",
         VALID.replace("max_total_rollouts = 100", "max_total_rollouts = 0"),
         "gepa.max_total_rollouts",
-        "greater than or equal to 1",
+        "leave max_total_rollouts out of [gepa]",
     ),
     (
         "cost-without-estimate",

@@ -63,11 +63,11 @@ def test_command_runs_in_the_config_folder_and_logs(tmp_path: Path) -> None:
     config = ContainerConfig(command=SERVE, startup_timeout_seconds=20)
     launcher = ContainerLauncher(config, base_dir=tmp_path, log_dir=tmp_path / "logs")
     with launcher as url:
-        assert launcher.process is not None
-        pid = launcher.process.pid
+        assert launcher.process is not None and launcher.watchdog is not None
+        pid, watchdog = launcher.process.pid, launcher.watchdog.pid
         assert os.readlink(f"/proc/{pid}/cwd") == str(tmp_path.resolve())
         assert httpx.get(f"{url}/program").json()["program_id"] == "keywords"
-    assert not alive(pid)
+    assert not alive(pid) and not alive(watchdog)
     assert (tmp_path / "logs" / "container.log").exists()
 
 

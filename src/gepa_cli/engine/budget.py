@@ -187,13 +187,10 @@ def heldout_reserve(settings: EngineSettings, heldout_size: int) -> int:
     return wanted
 
 
-def iteration_worst_case(
-    settings: EngineSettings, *, minibatch: int, val_size: int, modules: int
-) -> Work:
+def iteration_worst_case(*, minibatch: int, val_size: int, proposals: int) -> Work:
     """The most one reflective iteration can spend: parent and child on the minibatch,
     the proposer calls, and the full validation of an accepted child."""
-    calls = modules if settings.component_selector == "all" else 1
-    return Work(optimization_rollouts=2 * minibatch + val_size, proposals=calls)
+    return Work(optimization_rollouts=2 * minibatch + val_size, proposals=proposals)
 
 
 @dataclass(frozen=True)
@@ -230,7 +227,11 @@ def preview_budget(
     unless a stop rule ends it). `gepa validate` warns when this is below 3."""
     minibatch = min(minibatch_size or settings.minibatch_for(val_size), max(train_size, 1))
     reserve = heldout_reserve(settings, heldout_size)
-    work = iteration_worst_case(settings, minibatch=minibatch, val_size=val_size, modules=modules)
+    work = iteration_worst_case(
+        minibatch=minibatch,
+        val_size=settings.strategy("validation").worst_case_rollouts(val_size),
+        proposals=settings.strategy("component_selector").most_per_iteration(modules),
+    )
     s = settings
     bounds: list[tuple[float, str]] = []
 

@@ -3,8 +3,8 @@
 Every decision is made from the run state and the single seeded RNG, in one order,
 so the same seed gives the same run, and a run restored from any checkpoint makes
 the same decisions and emits the same remaining events as one never interrupted.
-The steps live in their own modules (reflection, merge_step, admission, finish) as
-functions of this engine, so they all read and advance this one state and RNG.
+The steps live in their own modules (reflection, merge_step, admission) as functions
+of one narrow `StepContext`, so they all read and advance this one state and RNG.
 """
 
 from __future__ import annotations
@@ -14,27 +14,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gepa_cli.engine import events as ev
-from gepa_cli.engine.acceptance import make_acceptance
-from gepa_cli.engine.admission import register, validate
-from gepa_cli.engine.budget import BudgetGuard, Work, heldout_reserve, iteration_worst_case
+from gepa_cli.engine.admission import admit, register, validate
+from gepa_cli.engine.budget import BudgetGuard, Work, heldout_reserve
 from gepa_cli.engine.checkpoint import (
     SNAPSHOT_FORMAT,
     check_snapshot,
     rng_from_json,
     rng_state_to_json,
 )
-from gepa_cli.engine.components import make_component_selector
+from gepa_cli.engine.context import StepContext, Strategies
 from gepa_cli.engine.evaluation import BudgetStop, MemoEvaluator
 from gepa_cli.engine.finish import emit_finished, finish, heldout
 from gepa_cli.engine.merge_step import try_merge
 from gepa_cli.engine.reflection import ProposerGaveUp, failure_message, reflect
 from gepa_cli.engine.result import EngineResult
 from gepa_cli.engine.sampler import EpochShuffledSampler
-from gepa_cli.engine.selection import make_selector
 from gepa_cli.engine.settings import EngineSettings
 from gepa_cli.engine.state import Candidate, EngineState, content_hash
 from gepa_cli.engine.types import CheckpointSink, Control, Evaluator, EventSink, Proposer
-from gepa_cli.engine.validation import make_validation_policy
 from gepa_cli.errors import BudgetError, ConfigError, ProposerError, ResumeError
 
 
@@ -63,9 +60,17 @@ class GepaEngine:
             val_ids=list(val_ids),
             heldout_ids=list(heldout_ids),
         )
-        self._setup(settings, evaluator, proposer, sink, control, checkpoints, state)
         self.rng_seed = rng_seed
-        self.rng = random.Random(rng_seed)
+        self._setup(
+            settings,
+            evaluator,
+            proposer,
+            sink,
+            control,
+            checkpoints,
+            state,
+            random.Random(rng_seed),
+        )
         self.seed_texts = {str(k): str(v) for k, v in seed_texts.items()}
         self.started = False
         self.checkpoints_taken = 0
@@ -79,12 +84,13 @@ class GepaEngine:
         control: Control,
         checkpoints: CheckpointSink | None,
         state: EngineState,
+        rng: random.Random,
     ) -> None:
         self.settings = settings
-        self.proposer = proposer
         self.control = control
         self.checkpoints = checkpoints
         self.state = state
+        self.rng = rng
         self.emitter = ev.Emitter(sink)
         self.stopped_externally = False
         self.guard = BudgetGuard(
@@ -93,15 +99,31 @@ class GepaEngine:
         self.evals = MemoEvaluator(
             evaluator, state, self.guard, self.emitter, control.elapsed_seconds
         )
+        self.strategies = Strategies.from_settings(settings)
         self.sampler = EpochShuffledSampler(
-            state.train_ids, settings.minibatch_for(len(state.val_ids))
+            state.train_ids,
+            self.strategies.schedule.size(settings.minibatch_size, len(state.val_ids)),
         )
-        self.selector = make_selector(
-            settings.candidate_selector, epsilon=settings.epsilon, top_k=settings.top_k
+        self.ctx = StepContext(
+            settings=settings,
+            state=state,
+            strategies=self.strategies,
+            rng=rng,
+            sampler=self.sampler,
+            evals=self.evals,
+            proposer=proposer,
+            emitter=self.emitter,
+            guard=self.guard,
+            control=control,
         )
-        self.components = make_component_selector(settings.component_selector)
-        self.acceptance = make_acceptance(settings.acceptance)
-        self.validation = make_validation_policy(settings.validation_policy)
+
+    @property
+    def proposer(self) -> Proposer:
+        return self.ctx.proposer
+
+    @proposer.setter
+    def proposer(self, proposer: Proposer) -> None:
+        self.ctx.proposer = proposer
 
     # --- checkpoints -----------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -145,10 +167,11 @@ class GepaEngine:
                         f"checkpoint was written with different {', '.join(changed)}",
                         hint="resume with the original [gepa] settings (only budgets may change)",
                     )
-            engine._setup(settings or saved, evaluator, proposer, sink, control, checkpoints, state)
+            engine._setup(
+                settings or saved, evaluator, proposer, sink, control, checkpoints, state, rng
+            )
             engine.sampler.load(snapshot["sampler"])
             engine.rng_seed = int(snapshot["rng_seed"])
-            engine.rng = rng
             engine.seed_texts = {str(k): str(v) for k, v in snapshot["seed_texts"].items()}
             engine.emitter.next_index = int(snapshot["next_event_index"])
             engine.checkpoints_taken = int(snapshot["checkpoints_taken"])
@@ -209,7 +232,7 @@ class GepaEngine:
     async def _start(self) -> None:
         s, state = self.settings, self.state
         seed_work = Work(
-            optimization_rollouts=self.validation.worst_case_rollouts(len(state.val_ids))
+            optimization_rollouts=self.strategies.validation.worst_case_rollouts(len(state.val_ids))
         )
         limit = self.guard.blocked_by(seed_work, self.control.elapsed_seconds())
         if limit is not None:
@@ -219,7 +242,7 @@ class GepaEngine:
                 hint=f"raise {limit} or use fewer validation examples",
             )
         self.started = True
-        state.val_order = self.validation.draw_order(state.val_ids, self.rng)
+        state.val_order = self.strategies.validation.draw_order(state.val_ids, self.rng)
         self.emitter.emit(
             ev.RUN_STARTED,
             {
@@ -241,8 +264,8 @@ class GepaEngine:
             origin="seed",
             iteration=0,
         )
-        register(self, seed, proposal=None)
-        await validate(self, seed)
+        register(self.ctx, seed, proposal=None)
+        await validate(self.ctx, seed)
         self._safe_point()
 
     async def _optimize(self) -> str | None:
@@ -255,7 +278,7 @@ class GepaEngine:
             except BudgetStop as stop:
                 return stop.limit
             except ProposerGaveUp:
-                message = failure_message(self)
+                message = failure_message(self.ctx)
                 emit_finished(self, "proposer_failures", error=message)
                 raise ProposerError(
                     message,
@@ -279,26 +302,26 @@ class GepaEngine:
             return "no_improvement"
         if counters.consecutive_noops >= s.max_consecutive_noop_iterations:
             return "no_new_proposals"
-        work = iteration_worst_case(
-            s,
-            minibatch=self.sampler.size,
-            val_size=self.validation.worst_case_rollouts(len(state.val_ids)),
-            modules=len(state.target_modules),
-        )
-        return self.guard.blocked_by(work, self.control.elapsed_seconds())
+        return self.ctx.blocked_by(self.ctx.iteration_worst_case())
 
     async def _iteration(self) -> None:
-        state, merge = self.state, self.state.merge
-        state.counters.iteration += 1
+        ctx, merge = self.ctx, self.state.merge
+        ctx.state.counters.iteration += 1
+        if self.settings.use_merge and merge.due > 0 and merge.last_iteration_found_new:
+            merged = await try_merge(ctx)
+            if merged is not None:
+                await admit(ctx, merged)
+                return
+        merge.last_iteration_found_new = False
+        proposal = await reflect(ctx)
+        if proposal is None or await admit(ctx, proposal) is None:
+            return
+        merge.last_iteration_found_new = True
         if (
             self.settings.use_merge
-            and merge.due > 0
-            and merge.last_iteration_found_new
-            and await try_merge(self)
+            and merge.tested + merge.due < self.settings.max_merge_invocations
         ):
-            return
-        merge.last_iteration_found_new = False
-        await reflect(self)
+            merge.due += 1
 
 
 def _check_inputs(

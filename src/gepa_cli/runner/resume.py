@@ -12,11 +12,13 @@ from pydantic import ValidationError
 
 from gepa_cli.artifacts import RunDirectory, lock_status
 from gepa_cli.config import GepaConfig, load_config
+from gepa_cli.engine.settings import RESUMABLE_FIELDS
 from gepa_cli.errors import ResumeError
 from gepa_cli.runner.recorder import CHECKPOINT_FORMAT
 
 # Fields that may differ on resume: where things are and how hard to try, never what is
-# optimized or how. Budgets may grow; the engine refuses any other settings change too.
+# optimized or how. The [gepa] part is the engine's own rule (RESUMABLE_FIELDS), which
+# it enforces again on the checkpoint, so the two can never disagree.
 MAY_CHANGE = (
     "run.run_id",
     "run.output_dir",
@@ -29,11 +31,7 @@ MAY_CHANGE = (
     "proposer.api_key_env",
     "proposer.timeout_seconds",
     "proposer.retries",
-    "gepa.max_*",
-    "gepa.est_*",
-    "gepa.stop_after_no_improvement",
-    "gepa.stop_at_score",
-    "gepa.max_consecutive_proposer_failures",
+    *(f"gepa.{name}" for name in sorted(RESUMABLE_FIELDS)),
     "gepa.rollout_submission_mode",
 )
 

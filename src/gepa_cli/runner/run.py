@@ -87,7 +87,17 @@ class GepaRun:
         config_path: Path | None = None,
         base_dir: Path | None = None,
         resume_from: ResumePoint | None = None,
+        app: Any = None,
     ) -> None:
+        """``app``: an ASGI app object to serve in-process as the container, in place of
+        [container] url/app/command (load such a config with ``app_object=True``)."""
+        container = config.container
+        if app is not None and (container.url or container.app or container.command):
+            raise ConfigError(
+                "an app object is given to GepaRun, and [container] also names a container",
+                hint="remove url/app/command from [container], or do not pass app=",
+            )
+        self.app = app
         self.config = config
         self.config_path = config_path
         self.base_dir = base_dir or (config_path.resolve().parent if config_path else Path.cwd())
@@ -96,7 +106,7 @@ class GepaRun:
         self._live_stats: tuple[FileResponseCache, Spend] | None = None
 
     @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> GepaRun:
+    def from_toml(cls, path: str | Path, *, app: Any = None, **overrides: Any) -> GepaRun:
         unknown = sorted(set(overrides) - set(OVERRIDE_FIELDS))
         if unknown:
             raise ConfigError(
@@ -104,7 +114,8 @@ class GepaRun:
             )
         dotted = {OVERRIDE_FIELDS[key]: value for key, value in overrides.items()}
         path = Path(path).resolve()
-        return cls(load_config(path, overrides=dotted), config_path=path)
+        config = load_config(path, overrides=dotted, app_object=app is not None)
+        return cls(config, config_path=path, app=app)
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, config_path: str | Path | None = None) -> GepaRun:
@@ -272,6 +283,7 @@ class GepaRun:
             log_dir=run_dir.root,
             live=config.cache.mode != "readonly",
             install_signal_handlers=False,
+            app=self.app,
         )
         async with session:
             evaluator = recorder.recording_evaluator(session.evaluator())

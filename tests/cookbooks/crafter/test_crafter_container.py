@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,6 +12,9 @@ import pytest
 from crafter_task import container
 from crafter_task.container import create_app
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from gepa_cli.cli.main import app as cli
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +177,17 @@ def test_async_submission(client: TestClient) -> None:
 
 def test_module_app_is_the_default_app() -> None:
     assert container.app.name == "crafter" and container.app.max_steps == 1000
+
+
+def test_container_check_passes_on_the_shipped_config(cookbook_dir: Path) -> None:
+    """`gepa-cli container check`: the handshake and one sample rollout per split."""
+    result = CliRunner().invoke(
+        cli, ["container", "check", "--config", str(cookbook_dir / "gepa.toml"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["violations"] == []
+    assert report["contract"] == "gepa_cli.container.v1"
+    routes = [step["route"] for step in report["steps"]]
+    for split in ("train", "val", "heldout"):
+        assert f"POST /rollout [{split}]" in routes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,10 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
 from typer.testing import CliRunner
 
 from gepa_cli.cli.main import app as cli
 from gepa_cli.runtime.container import free_port
+from gepa_cli.runtime.container.inprocess import UvicornThread
 from support.checks import replay_check
 
 TINY = """\
@@ -173,3 +176,58 @@ def test_query_shows_per_objective_scores(tmp_path: Path) -> None:
     )
     assert {r["split"] for r in per_rollout} == {"train", "val", "heldout"}
     assert all(0 <= r["collect"] <= 1 for r in per_rollout)
+
+
+def fake_model() -> FastAPI:
+    """An OpenAI-compatible endpoint that plays Crafter a little: it chops what it faces
+    and walks toward the nearest tree named in the observation."""
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        seen = body["messages"][-1]["content"]
+        near = re.search(r"Near: tree (\d+) (left|right|up|down)", seen)
+        if re.search(r"You face \w+: tree\.", seen):
+            answer = "do"
+        elif near:
+            answer = f"I will move {near.group(2)}."
+        else:
+            answer = "move_left"
+        return {
+            "choices": [{"message": {"role": "assistant", "content": answer}}],
+            "usage": {"prompt_tokens": len(seen) // 4, "completion_tokens": 2},
+        }
+
+    return app
+
+
+def test_openai_chat_run_records_token_usage(tmp_path: Path) -> None:
+    server = UvicornThread(fake_model())
+    url = server.start()
+    try:
+        config = write_config(tmp_path, "chat")
+        text = config.read_text().replace(
+            '[policy]\nbackend = "offline"',
+            f'[policy]\nbackend = "openai_chat"\nmodel = "fake"\nbase_url = "{url}/v1"',
+        )
+        config.write_text(text.replace("max_steps = 25", "max_steps = 8"))
+        run_dir, facts = run(config, tmp_path / "runs", "chat")
+    finally:
+        server.stop()
+    assert facts["state"] == "finished"
+    rows = query(
+        "SELECT split, count(*) AS n, min(usage.prompt_tokens) AS least, "
+        "sum(usage.completion_tokens) AS completion, bool_and(usage.cost_known) AS known, "
+        "max(CAST(objectives->>'$.collect' AS DOUBLE)) AS collect "
+        "FROM rollouts GROUP BY split",
+        tmp_path / "runs",
+    )
+    assert {r["split"] for r in rows} == {"train", "val", "heldout"}
+    for r in rows:
+        assert r["least"] > 8 * 100  # eight calls of a few hundred prompt tokens each
+        assert r["completion"] == 8 * 2 * r["n"]
+        assert r["known"] is False  # a model's price is not known to the container
+    assert max(r["collect"] for r in rows) > 0  # the fake model does collect wood
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["cost_known"] is False

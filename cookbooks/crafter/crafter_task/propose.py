@@ -11,7 +11,9 @@ what decided the steps after it, the final inventory) and its feedback. From tho
 2. aims at missed achievements: an achievement missed in the episodes whose
    prerequisites *were* reached in at least one of them (the next step of Crafter's
    tech tree: a table after wood, a pickaxe after a table, ...) gets a rule, at most
-   ``MAX_NEW_RULES`` per proposal, the most often missed first;
+   ``MAX_NEW_RULES`` per proposal: the one most often missed in an episode that reached
+   all its prerequisites, and one of the next three, chosen by the minibatch's example
+   ids (so different minibatches try different combinations);
 3. unblocks stalls: a gathering rule that ate the steps after progress stopped gets a
    cap (``when wood < 5: collect wood``), and the rules of a more urgent kind it kept
    from firing are moved above it; a playbook that left the agent waiting gets
@@ -28,6 +30,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ from .facts import ACHIEVEMENTS
 from .playbook import _BULLET, Directive, PlaybookError, normalize, parse_rule
 
 MAX_NEW_RULES = 2
+SECOND_PICKS = 3  # the second new rule is one of the next three candidates
 # achievement -> (achievements that make it reachable, the rule that aims at it)
 TECH: dict[str, tuple[tuple[str, ...], str]] = {
     "collect_wood": ((), "when wood < 5: collect wood"),
@@ -63,6 +67,8 @@ TECH: dict[str, tuple[tuple[str, ...], str]] = {
     "wake_up": ((), "when energy < 9 and missing wake_up and day: sleep"),
 }
 assert set(TECH) == set(ACHIEVEMENTS)
+# steps an achievement needs after its prerequisites: a sapling ripens after some 300
+LEAD_STEPS = {"eat_plant": 300}
 # what hurt -> the guard rule that answers it
 GUARDS: dict[str, str] = {
     "zombie": "when zombie within 2: attack zombie",
@@ -140,10 +146,14 @@ class Evidence:
     low: Counter[str]
     stall_rules: Counter[int]  # rule number -> steps it decided after a stall
     stall_waits: int
+    # missed in an episode that reached all of its prerequisites: the next step there
+    ready_missed: Counter[str]
+    reachable: set[str]
+    digest: int = 0  # of the episodes' example ids: which minibatch this is
 
     @classmethod
     def collect(cls, records: Sequence[Mapping[str, Any]]) -> Evidence:
-        ev = cls(0, Counter(), Counter(), Counter(), Counter(), Counter(), 0)
+        ev = cls(0, Counter(), Counter(), Counter(), Counter(), Counter(), 0, Counter(), set())
         for record in records:
             summary = record.get("output")
             if not isinstance(summary, Mapping):
@@ -151,9 +161,18 @@ class Evidence:
             if summary is None:
                 continue
             ev.episodes += 1
+            ev.digest = zlib.crc32(f"{ev.digest}:{record.get('example_id', '')}".encode())
             got = summary.get("achievements") or {}
             ev.gained.update(a for a in got if a in TECH)
             ev.missed.update(a for a in ACHIEVEMENTS if a not in got)
+            horizon = int(summary.get("max_steps") or 0)
+            for a, (needs, _rule) in TECH.items():
+                lead = LEAD_STEPS.get(a, 0)
+                if a not in got and all(
+                    p in got and (not lead or int(got[p]) + lead <= horizon) for p in needs
+                ):
+                    ev.ready_missed[a] += 1
+                    ev.reachable.add(a)
             if summary.get("died") and summary.get("cause"):
                 for cause in str(summary["cause"]).split(" and "):
                     ev.hurt[cause] += 2
@@ -262,20 +281,30 @@ def _guard(ed: Editor, ev: Evidence) -> None:
 
 
 def _progress(ed: Editor, ev: Evidence) -> None:
-    """Rules for the most often missed achievements that the episodes made reachable."""
+    """Rules for the missed achievements that the episodes made reachable: first those
+    missed most often in an episode that reached all their prerequisites, then those
+    whose prerequisites some episode reached."""
     order = {a: i for i, a in enumerate(TECH)}
-    ready = [a for a in TECH if ev.missed[a] > 0 and all(ev.reached(p) for p in TECH[a][0])]
-    ready.sort(key=lambda a: (-ev.missed[a], order[a]))
-    added = 0
-    for achievement in ready:
-        rule = TECH[achievement][1]
-        existing = [r for r in ed.rules if same_directive(r, rule)]
-        if existing:
-            continue  # a rule already aims at it; the stall pass may move it up
-        if ed.insert(rule):
-            added += 1
-        if added >= MAX_NEW_RULES:
-            return
+    ready = [
+        a
+        for a in TECH
+        if ev.missed[a] > 0
+        and all(ev.reached(p) for p in TECH[a][0])
+        and (a not in LEAD_STEPS or a in ev.reachable)
+    ]
+    ready.sort(key=lambda a: (-ev.ready_missed[a], -ev.missed[a], order[a]))
+    # a rule already aims at those; the stall pass may move it up
+    fresh = [a for a in ready if not any(same_directive(r, TECH[a][1]) for r in ed.rules)]
+    if not fresh:
+        return
+    picks = [fresh[0]]
+    rest = fresh[1 : 1 + SECOND_PICKS]
+    if rest and MAX_NEW_RULES > 1:
+        # the second rule varies with the minibatch: the same text from every minibatch
+        # would stall the search on one rejected child, where a model would vary
+        picks.append(rest[ev.digest % len(rest)])
+    for achievement in picks:
+        ed.insert(TECH[achievement][1])
 
 
 def _unstall(ed: Editor, ev: Evidence, original: list[str]) -> None:

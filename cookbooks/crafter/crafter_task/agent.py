@@ -143,7 +143,6 @@ class Agent:
     def __init__(self, playbook: Playbook) -> None:
         self.playbook = playbook
         self.memory = Memory()
-        self.fired: dict[int, int] = {}
 
     def decide(self, state: State) -> Decision:
         self.memory.update(state)
@@ -153,7 +152,6 @@ class Agent:
                 continue
             action = self.plan(rule.directive, step)
             if action is not None:
-                self.fired[rule.number] = self.fired.get(rule.number, 0) + 1
                 return Decision(action, rule)
         return Decision("noop", None)
 

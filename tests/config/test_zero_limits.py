@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app
 from gepa_cli.config import load_config
 from gepa_cli.engine import EngineSettings
 from gepa_cli.errors import ConfigError
+from support.cli import run_cli
 from support.task_dir import make_task_dir
 
 
@@ -26,8 +25,8 @@ def test_zero_means_no_limit(tmp_path: Path, limit: str) -> None:
 
 def test_a_zero_cost_limit_runs_to_the_rollout_budget(tmp_path: Path) -> None:
     config = make_task_dir(tmp_path / "task", gepa={"max_total_rollouts": 60, "max_cost_usd": 0.0})
-    result = CliRunner().invoke(
-        app, ["gepa", "run", "-c", str(config), "--output-dir", str(tmp_path / "runs"), "--json"]
+    result = run_cli(
+        "gepa", "run", "-c", str(config), "--output-dir", str(tmp_path / "runs"), "--json"
     )
     assert result.exit_code == 0, result.stderr
     assert '"stopped_by": "max_total_rollouts"' in result.stdout

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app as cli
 from support.checks import replay_check
+from support.cli import run_cli
 from support.task_dir import make_task_dir
 
 synth_containers = pytest.importorskip("synth_containers")
@@ -117,7 +116,7 @@ def task(tmp_path: Path) -> Path:
 
 
 def gepa(*args: str) -> Any:
-    return CliRunner().invoke(cli, list(args))
+    return run_cli(*args)
 
 
 def run(config: Path, runs: Path, run_id: str, *extra: str) -> dict[str, Any]:

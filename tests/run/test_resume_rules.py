@@ -6,13 +6,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app
 from gepa_cli.config import load_config
 from gepa_cli.engine.settings import RESUMABLE_FIELDS
 from gepa_cli.errors import ResumeError
 from gepa_cli.runner.resume import check_compatible
+from support.cli import run_cli
 from support.task_dir import PROPOSER, make_task_dir, write_config
 
 # Fails its first few calls (a model server that was down for a while), then answers
@@ -32,7 +31,7 @@ if calls < 4:
 
 
 def _run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = run_cli(*args)
     return result.exit_code, result.stderr
 
 

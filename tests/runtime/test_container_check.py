@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 from test_container_contract import CASES, Patch
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app as cli
 from gepa_cli.runtime.container import UvicornThread
+from support.cli import run_cli
 from support.patched_app import PatchedApp
 from support.reference_container import create_app
 from support.task_dir import make_task_dir
@@ -36,7 +35,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "support_replies" /
 
 
 def check(*args: str) -> Any:
-    return CliRunner().invoke(cli, ["container", "check", *args])
+    return run_cli("container", "check", *args)
 
 
 @pytest.fixture

@@ -12,13 +12,14 @@ import httpx
 import orjson
 import pytest
 
-from conftest import ConfigFactory, asgi_client
 from gepa_cli.errors import ConfigError, ContainerContractError
 from gepa_cli.runtime.boundary import NoCache
 from gepa_cli.runtime.container import handshake
 from gepa_cli.runtime.container.contract import parse_rollout
+from support.asgi import asgi_client
 from support.memory_cache import MemoryCache
 from support.reference_container import create_app
+from support.task_dir import ConfigFactory
 
 Patch = Callable[[Any], Any]
 

@@ -6,7 +6,6 @@ import hashlib
 
 import orjson
 
-from conftest import ConfigFactory
 from gepa_cli.engine.types import EvaluationRequest
 from gepa_cli.runtime.boundary import NoCache
 from gepa_cli.runtime.container import (
@@ -17,6 +16,7 @@ from gepa_cli.runtime.container import (
 )
 from support.faults import FaultInjector, FaultRates
 from support.reference_container import create_app, keywords_for
+from support.task_dir import ConfigFactory
 
 EXPECTED_FAULT = {
     "http_5xx": ("ContainerError", ("HTTP 500", "HTTP 502", "HTTP 503")),

@@ -7,9 +7,8 @@ import shlex
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app
+from support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "containers.md").read_text(encoding="utf-8")
@@ -27,7 +26,7 @@ def help_blocks() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("command", "shown"), help_blocks(), ids=lambda v: str(v)[:40])
 def test_help_output_is_real(command: str, shown: str) -> None:
     args = shlex.split(command)[1:]
-    result = CliRunner().invoke(app, args, prog_name="gepa-cli", terminal_width=80)
+    result = run_cli(*args)
     assert result.exit_code == 0
     assert result.output.strip() == shown
 

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 
 import httpx
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app as cli
 from gepa_cli.runtime.container import free_port
 from support.checks import replay_check
+from support.cli import run_cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "support_replies"
 
@@ -40,13 +39,18 @@ def with_container(config: Path, line: str) -> Path:
 
 
 def run(config: Path, runs: Path, run_id: str) -> Path:
-    result = CliRunner().invoke(
-        cli,
-        [
-            "gepa", "run", "--config", str(config), "--run-id", run_id,
-            "--output-dir", str(runs), "--cache-mode", "off",
-        ],
-    )  # fmt: skip
+    result = run_cli(
+        "gepa",
+        "run",
+        "--config",
+        str(config),
+        "--run-id",
+        run_id,
+        "--output-dir",
+        str(runs),
+        "--cache-mode",
+        "off",
+    )
     assert result.exit_code == 0, result.output
     replay_check(runs / run_id)
     return runs / run_id
@@ -88,7 +92,7 @@ def test_the_kit_example_gives_one_feed_in_all_three_launch_modes(tmp_path: Path
     normalized = {mode: (d / "events.normalized.jsonl").read_bytes() for mode, d in feeds.items()}
     assert normalized["app"] == normalized["command"] == normalized["url"]
     assert b'"candidate.accepted"' in normalized["app"]  # the example does learn
-    compare = CliRunner().invoke(
-        cli, ["events", "compare", "--left", str(feeds["app"]), "--right", str(feeds["url"])]
+    compare = run_cli(
+        "events", "compare", "--left", str(feeds["app"]), "--right", str(feeds["url"])
     )
     assert compare.exit_code == 0, compare.output

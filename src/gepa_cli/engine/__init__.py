@@ -4,6 +4,7 @@ from gepa_cli.engine.budget import BudgetPreview, Ledger, preview_budget
 from gepa_cli.engine.checkpoint import SNAPSHOT_FORMAT
 from gepa_cli.engine.events import EVENT_TYPES
 from gepa_cli.engine.loop import GepaEngine
+from gepa_cli.engine.outcome import STOPPED_BY, RunOutcome
 from gepa_cli.engine.result import EngineResult
 from gepa_cli.engine.settings import EngineSettings
 from gepa_cli.engine.state import Candidate, EngineState, content_hash
@@ -25,6 +26,7 @@ from gepa_cli.engine.validation import FullValidation, ValidationPolicy
 __all__ = [
     "EVENT_TYPES",
     "SNAPSHOT_FORMAT",
+    "STOPPED_BY",
     "BudgetPreview",
     "Candidate",
     "CheckpointSink",
@@ -43,6 +45,7 @@ __all__ = [
     "ProposalResult",
     "Proposer",
     "ReflectiveRecord",
+    "RunOutcome",
     "Usage",
     "ValidationPolicy",
     "content_hash",

@@ -16,8 +16,6 @@ from typing import Any
 from gepa_cli.engine.budget import Ledger
 from gepa_cli.engine.types import Texts
 
-ORIGINS = ("seed", "reflection", "merge")
-
 
 def content_hash(texts: Texts) -> str:
     """A stable hash of a candidate's texts: equal texts, equal hash, whatever the order."""

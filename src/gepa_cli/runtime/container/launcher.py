@@ -28,11 +28,12 @@ from typing import Any
 
 import httpx
 
+from gepa_cli.artifacts.layout import CONTAINER_LOG
 from gepa_cli.config.models import ContainerConfig
 from gepa_cli.errors import ContainerError
 from gepa_cli.runtime.container.inprocess import UvicornThread, last_line
 
-LOG_NAME = "container.log"
+LOG_NAME = CONTAINER_LOG
 STOP_GRACE_SECONDS = 3.0
 # A tiny process that outlives nothing: it blocks reading a pipe whose only writer is
 # this process, and when that read ends (we exited, even by SIGKILL, which no handler

@@ -53,7 +53,7 @@ command = ["{{python}}", "-m", "crafter_task.propose"]
 input = "json"
 
 [gepa]
-max_total_rollouts = 30
+max_total_rollouts = {budget}
 minibatch_size = 3
 validation = "full"
 minibatch_schedule = "fixed"
@@ -69,10 +69,12 @@ def cookbook_on_path(cookbook_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     return cookbook_dir
 
 
-def write_config(root: Path, name: str, container: str = APP, frontier: str = "instance") -> Path:
+def write_config(
+    root: Path, name: str, container: str = APP, frontier: str = "instance", budget: int = 30
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"{name}.toml"
-    path.write_text(TINY.format(container=container, frontier=frontier))
+    path.write_text(TINY.format(container=container, frontier=frontier, budget=budget))
     return path
 
 
@@ -98,9 +100,11 @@ def query(sql: str, runs: Path) -> list[dict[str, Any]]:
 
 def test_three_launch_modes_give_one_feed(tmp_path: Path, cookbook_on_path: Path) -> None:
     runs = tmp_path / "runs"
-    feeds = {"app": run(write_config(tmp_path, "app"), runs, "app")[0]}
+    # budget for the seed, one reflection and the heldout evaluation
+    feeds = {"app": run(write_config(tmp_path, "app", budget=20), runs, "app")[0]}
     command = 'command = ["{python}", "-m", "crafter_task.container", "--port", "{port}"]'
-    feeds["command"] = run(write_config(tmp_path, "command", command), runs, "command")[0]
+    config = write_config(tmp_path, "command", command, budget=20)
+    feeds["command"] = run(config, runs, "command")[0]
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "crafter_task.container", "--port", str(port)],
@@ -118,7 +122,7 @@ def test_three_launch_modes_give_one_feed(tmp_path: Path, cookbook_on_path: Path
                 pass
             assert time.monotonic() < deadline, "the standalone container did not start"
             time.sleep(0.05)
-        url = write_config(tmp_path, "url", f'url = "http://127.0.0.1:{port}"')
+        url = write_config(tmp_path, "url", f'url = "http://127.0.0.1:{port}"', budget=20)
         feeds["url"] = run(url, runs, "url")[0]
     finally:
         server.terminate()
@@ -206,7 +210,7 @@ def test_openai_chat_run_records_token_usage(tmp_path: Path) -> None:
     server = UvicornThread(fake_model())
     url = server.start()
     try:
-        config = write_config(tmp_path, "chat")
+        config = write_config(tmp_path, "chat", budget=20)
         text = config.read_text().replace(
             '[policy]\nbackend = "offline"',
             f'[policy]\nbackend = "openai_chat"\nmodel = "fake"\nbase_url = "{url}/v1"',

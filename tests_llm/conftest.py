@@ -1,5 +1,5 @@
 """The real-model suite (`make test-llm`): a llama.cpp server with Gemma 3 270M on
-loopback, built once into the user's cache by scripts/llm_server.py.
+loopback, built once into the user's cache by scripts/llm_server.
 
 Not part of `make test`: it needs minutes of CPU. It uses the server `make llm-server`
 left running, or starts its own for the session and stops it at the end; when the

@@ -1,4 +1,4 @@
-"""scripts/llm_server.py: each step that cannot be done says so in one line, and the
+"""scripts/llm_server: each step that cannot be done says so in one line, and the
 server it starts speaks Gemma 3's turn format with the system message in it."""
 
 from __future__ import annotations
@@ -16,12 +16,18 @@ import pytest
 
 import llm_server
 
-SCRIPT = Path(llm_server.__file__)
+REPO = Path(__file__).resolve().parents[1]
 
 
 def script(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m scripts.llm_server ARGS` from the repository root, as `make` runs it."""
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "scripts.llm_server", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
     )
 
 
@@ -101,8 +107,9 @@ def test_the_chat_template_keeps_the_system_message(server: llm_server.Server) -
         {"role": "user", "content": "Thanks"},
     ]
     prompt = httpx.post(server.url + "/apply-template", json={"messages": messages}).json()
-    assert prompt["prompt"] == (
-        "<bos><start_of_turn>user\nYou sort bank messages.\n\nWhere is my card?<end_of_turn>\n"
+    # the server drops the template's <bos> text and adds the BOS token when it tokenizes
+    assert prompt["prompt"].removeprefix("<bos>") == (
+        "<start_of_turn>user\nYou sort bank messages.\n\nWhere is my card?<end_of_turn>\n"
         "<start_of_turn>model\ncard_arrival<end_of_turn>\n"
         "<start_of_turn>user\nThanks<end_of_turn>\n<start_of_turn>model\n"
     )

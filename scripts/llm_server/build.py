@@ -79,7 +79,12 @@ def build_server(root: Path | None = None, *, jobs: int = BUILD_JOBS) -> Path:
     try:
         mkdir(work)
         say(f"downloading the {LLAMA_SDIST} {LLAMA_SDIST_VERSION} sdist (llama.cpp source)")
-        files = pip_download([f"{LLAMA_SDIST}=={LLAMA_SDIST_VERSION}"], work, sdist=True)
+        files = pip_download(
+            [f"{LLAMA_SDIST}=={LLAMA_SDIST_VERSION}"],
+            work,
+            what=f"the {LLAMA_SDIST} {LLAMA_SDIST_VERSION} sdist",
+            sdist=True,
+        )
         sdist = next((f for f in files if f.name.endswith(".tar.gz")), None)
         if sdist is None:
             raise LlmServerError(f"pip downloaded no {LLAMA_SDIST} sdist into {work}")

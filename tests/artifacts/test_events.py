@@ -7,14 +7,11 @@ from typing import Any
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
 from gepa_cli.artifacts.compare import compare_feeds
 from gepa_cli.artifacts.events import EventWriter, normalize_event, normalize_file
 from gepa_cli.artifacts.ledger import JsonlLedger, read_jsonl
-from gepa_cli.cli.main import app
-
-runner = CliRunner()
+from support.cli import run_cli
 
 
 def write_feed(path: Path, run_id: str, events: list[tuple[str, dict[str, Any]]]) -> Path:
@@ -116,17 +113,15 @@ def test_cli_normalize_and_compare(tmp_path: Path) -> None:
     b = write_feed(tmp_path / "b.jsonl", "run-b", run_events("bb"))
     c = write_feed(tmp_path / "c.jsonl", "run-c", run_events("a", score=0.0))
 
-    out = runner.invoke(app, ["events", "normalize", str(a)])
+    out = run_cli("events", "normalize", str(a))
     assert out.exit_code == 0 and out.stdout.encode() == normalize_file(a)
-    to_file = runner.invoke(app, ["events", "normalize", str(a), "-o", str(tmp_path / "o.jsonl")])
+    to_file = run_cli("events", "normalize", str(a), "-o", str(tmp_path / "o.jsonl"))
     assert to_file.exit_code == 0 and (tmp_path / "o.jsonl").read_bytes() == normalize_file(a)
 
-    same = runner.invoke(app, ["events", "compare", "--left", str(a), "--right", str(b)])
+    same = run_cli("events", "compare", "--left", str(a), "--right", str(b))
     assert same.exit_code == 0 and "identical: 3 events" in same.output
 
-    differ = runner.invoke(
-        app, ["events", "compare", "--left", str(a), "--right", str(c), "--json"]
-    )
+    differ = run_cli("events", "compare", "--left", str(a), "--right", str(c), "--json")
     assert differ.exit_code == 1
     report = orjson.loads(differ.stdout)
     assert report["line"] == 2 and report["differing_keys"] == ["data.score"]
@@ -136,12 +131,10 @@ def test_cli_compare_bad_input_exits_2(tmp_path: Path) -> None:
     a = write_feed(tmp_path / "a.jsonl", "run-a", run_events("a"))
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(a.read_bytes().replace(b'"seq":1', b'"seq":1,,', 1))
-    result = runner.invoke(app, ["events", "compare", "--left", str(a), "--right", str(bad)])
+    result = run_cli("events", "compare", "--left", str(a), "--right", str(bad))
     assert result.exit_code == 2
     assert f"error [event_compare_error]: {bad} line 2 is not valid JSON" in result.output
-    missing = runner.invoke(
-        app, ["events", "compare", "--left", str(a), "--right", str(tmp_path / "none")]
-    )
+    missing = run_cli("events", "compare", "--left", str(a), "--right", str(tmp_path / "none"))
     assert missing.exit_code == 2 and "cannot read" in missing.output
-    norm = runner.invoke(app, ["events", "normalize", str(bad)])
+    norm = run_cli("events", "normalize", str(bad))
     assert norm.exit_code == 2

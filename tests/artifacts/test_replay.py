@@ -9,13 +9,12 @@ from typing import Any
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
 from gepa_cli.artifacts import read_jsonl
 from gepa_cli.artifacts.replay import check_artifacts, format_timeline, replay_events
-from gepa_cli.cli.main import app
 from gepa_cli.errors import EventCompareError
 from gepa_cli.runner import GepaRun
+from support.cli import run_cli
 from support.task_dir import make_task_dir
 
 
@@ -41,7 +40,7 @@ def run_copy(recorded: Path, tmp_path: Path) -> Path:
 
 
 def replay_cli(*args: str) -> Any:
-    return CliRunner().invoke(app, ["events", "replay", *args])
+    return run_cli("events", "replay", *args)
 
 
 def test_the_feed_alone_rebuilds_the_run(recorded: Path) -> None:

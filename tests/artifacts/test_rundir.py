@@ -12,11 +12,12 @@ import pytest
 
 from gepa_cli.artifacts.atomic import write_json_atomic
 from gepa_cli.artifacts.events import EventWriter
-from gepa_cli.artifacts.ledger import read_jsonl
+from gepa_cli.artifacts.ledger import LedgerOffset, read_jsonl
 from gepa_cli.artifacts.liveness import RunLock, lock_status, read_lock
 from gepa_cli.artifacts.manifest import StateHistory, artifact_digests, write_manifest
 from gepa_cli.artifacts.registry import RunRegistry
 from gepa_cli.artifacts.rundir import RunDirectory
+from gepa_cli.artifacts.schema import BestCandidate, FrontierDoc, Manifest, read_document
 from gepa_cli.errors import ResumeError
 
 
@@ -40,14 +41,16 @@ def test_checkpoint_and_resume_leave_no_duplicate_rows(tmp_path: Path) -> None:
     for seed in range(2):
         ledgers.rollouts.append({"candidate": "c0", "seed": seed, "score": 1.0})
         events.emit("rollout.finished", {"seed": seed})
-    rd.write_json("checkpoint.json", {"ledgers": ledgers.flush(), "next": 2})
+    committed = {name: offset.model_dump() for name, offset in ledgers.flush().items()}
+    write_json_atomic(rd.checkpoint, {"ledgers": committed, "next": 2})
     # the run goes on, then crashes before the next checkpoint
     ledgers.rollouts.append({"candidate": "c0", "seed": 2, "score": 0.0})
     events.emit("rollout.finished", {"seed": 2})
     ledgers.close()
 
     checkpoint = orjson.loads(rd.checkpoint.read_bytes())
-    resumed = rd.open_ledgers(resume_from=checkpoint["ledgers"])
+    offsets = {name: LedgerOffset(**raw) for name, raw in checkpoint["ledgers"].items()}
+    resumed = rd.open_ledgers(resume_from=offsets)
     events = EventWriter(resumed.events, "r1")
     assert events.next_seq == 2
     resumed.rollouts.append({"candidate": "c0", "seed": 2, "score": 0.0})
@@ -61,10 +64,9 @@ def test_checkpoint_and_resume_leave_no_duplicate_rows(tmp_path: Path) -> None:
     with pytest.raises(ResumeError, match="not empty"):
         rd.create()
     with pytest.raises(ResumeError, match=r"no offset for rollouts\.jsonl"):
-        rd.open_ledgers(resume_from={"events.jsonl": {"lines": 0, "bytes": 0}})
+        rd.open_ledgers(resume_from={"events.jsonl": LedgerOffset()})
     assert len(read_jsonl(rd.events)) == 3  # nothing was truncated
-    broken = dict(checkpoint["ledgers"])
-    broken["candidates.jsonl"] = {"lines": 5, "bytes": 999}
+    broken = {**offsets, "candidates.jsonl": LedgerOffset(lines=5, bytes=999)}
     with pytest.raises(ResumeError, match="recorded 999"):
         rd.open_ledgers(resume_from=broken)
     assert len(read_jsonl(rd.events)) == 3
@@ -73,23 +75,36 @@ def test_checkpoint_and_resume_leave_no_duplicate_rows(tmp_path: Path) -> None:
 def test_manifest_digests_and_state_history(tmp_path: Path) -> None:
     rd = RunDirectory(tmp_path / "r1")
     rd.create()
-    rd.write_json("frontier.json", {"0": ["c1"]})
+    frontier = {"frontier": {"0": ["c1"]}, "best_scores": {"0": 1.0}}
+    rd.write_document(
+        rd.frontier,
+        FrontierDoc.model_validate({**frontier, "best_candidate_id": "c1", "best_val_mean": 1.0}),
+    )
     rd.events.write_bytes(b'{"seq":0}\n')
     (rd.root / ".frontier.json.x.tmp").write_bytes(b"{")
     history = StateHistory()
     history.enter("running", at="2025-01-01T00:00:00Z")
     history.enter("completed")
-    manifest = write_manifest(rd.root, {"best_candidate": "c1"}, history)
+    manifest = Manifest(
+        run_id="r1",
+        state=history.current or "",
+        started_at="2025-01-01T00:00:00Z",
+        finished_at="2025-01-01T00:01:00Z",
+        best_candidate=BestCandidate(id="c1"),
+        state_history=history.changes,
+    )
+    written = write_manifest(rd.root, manifest)
     on_disk = orjson.loads(rd.manifest.read_bytes())
-    assert on_disk == manifest and on_disk["state"] == "completed"
+    assert on_disk == written.dump() and on_disk["state"] == "completed"
+    assert read_document(rd.manifest, Manifest) == written
     assert [c["state"] for c in on_disk["state_history"]] == ["running", "completed"]
     assert set(on_disk["artifacts"]) == {"events.jsonl", "frontier.json"}
     assert on_disk["artifacts"]["events.jsonl"] == {
         "sha256": hashlib.sha256(b'{"seq":0}\n').hexdigest(),
         "bytes": 10,
     }
-    again = StateHistory.from_list(on_disk["state_history"])
-    assert again.current == "completed" and again.to_list() == on_disk["state_history"]
+    again = StateHistory(written.state_history)
+    assert again.current == "completed"
     assert "manifest.json" not in artifact_digests(rd.root)
 
 

@@ -7,13 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from typer.testing import CliRunner
 
 from gepa_cli.artifacts.atomic import write_json_atomic
-from gepa_cli.cli.main import app
 from gepa_cli.runtime.cache import FileResponseCache
-
-runner = CliRunner()
+from support.cli import run_cli
 
 
 async def _answer() -> dict[str, Any]:
@@ -42,9 +39,7 @@ def test_inspect_json_counts_entries_and_sums_profiles(tmp_path: Path) -> None:
     (runs / "r3").mkdir()
     (runs / "r3" / "cache_profile.json").write_text("{half")  # a run still writing
 
-    result = runner.invoke(
-        app, ["cache", "inspect", "--path", str(store), "--runs", str(runs), "--json"]
-    )
+    result = run_cli("cache", "inspect", "--path", str(store), "--runs", str(runs), "--json")
     assert result.exit_code == 0, result.output
     report = orjson.loads(result.stdout)
     assert report["entries"] == 5 and report["profiles_read"] == 2
@@ -53,27 +48,25 @@ def test_inspect_json_counts_entries_and_sums_profiles(tmp_path: Path) -> None:
     assert (rollout["hits"], rollout["misses"], rollout["writes"]) == (2, 6, 6)
     assert report["namespaces"]["beta"]["entries"] == 2
 
-    only_beta = runner.invoke(
-        app, ["cache", "inspect", "--path", str(store), "--namespace", "beta", "--json"]
-    )
+    only_beta = run_cli("cache", "inspect", "--path", str(store), "--namespace", "beta", "--json")
     assert list(orjson.loads(only_beta.stdout)["namespaces"]) == ["beta"]
 
 
 def test_verify_exit_codes_and_missing_path(tmp_path: Path) -> None:
     store = tmp_path / "cache"
     cache = record(store, "alpha", "container.rollout", 2)
-    ok = runner.invoke(app, ["cache", "inspect", "--path", str(store), "--verify"])
+    ok = run_cli("cache", "inspect", "--path", str(store), "--verify")
     assert ok.exit_code == 0 and "all entries intact" in ok.output
 
     damaged = cache.entry_file("container.rollout", {"seed": 1})
     damaged.write_bytes(b"")
-    bad = runner.invoke(app, ["cache", "inspect", "--path", str(store), "--verify", "--json"])
+    bad = run_cli("cache", "inspect", "--path", str(store), "--verify", "--json")
     assert bad.exit_code == 1
     corrupt = orjson.loads(bad.stdout)["corrupt"]
     assert corrupt == [
         {"file": str(damaged), "reason": f"cache entry {damaged} is corrupt (empty)"}
     ]
 
-    missing = runner.invoke(app, ["cache", "inspect", "--path", str(tmp_path / "nope")])
+    missing = run_cli("cache", "inspect", "--path", str(tmp_path / "nope"))
     assert missing.exit_code == 2
     assert "error [cache_error]: no cache directory at" in missing.output

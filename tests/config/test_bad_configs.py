@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app
 from gepa_cli.config import load_config
 from gepa_cli.errors import ConfigError
+from support.cli import run_cli
 
 VALID = """
 [run]
@@ -146,7 +145,7 @@ CASES: list[tuple[str, str, str, str]] = [
         "budget-zero",
         VALID.replace("max_total_rollouts = 100", "max_total_rollouts = 0"),
         "gepa.max_total_rollouts",
-        "greater than or equal to 1",
+        "leave max_total_rollouts out of [gepa]",
     ),
     (
         "cost-without-estimate",
@@ -300,9 +299,7 @@ def test_bad_config_exits_2_naming_the_field(
 ) -> None:
     config = tmp_path / "gepa.toml"
     config.write_text(text)
-    result = CliRunner().invoke(
-        app, ["gepa", "validate", "--config", str(config), "--skip-container"]
-    )
+    result = run_cli("gepa", "validate", "--config", str(config), "--skip-container")
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr

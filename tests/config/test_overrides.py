@@ -6,11 +6,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app
 from gepa_cli.config import load_config
 from gepa_cli.errors import ConfigError
+from support.cli import run_cli
 
 CONFIG = """
 [run]
@@ -99,25 +98,23 @@ def test_flag_overrides_win_over_env(config: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_validate_prints_resolved_config_as_json(config: Path) -> None:
-    result = CliRunner().invoke(
-        app, ["gepa", "validate", "--config", str(config), "--json", "--skip-container"]
-    )
+    result = run_cli("gepa", "validate", "--config", str(config), "--json", "--skip-container")
     assert result.exit_code == 0, result.output
     assert '"max_total_rollouts": 10' in result.stdout
 
 
 def test_version() -> None:
-    result = CliRunner().invoke(app, ["--version"])
+    result = run_cli("--version")
     assert result.exit_code == 0
     assert result.stdout.startswith("gepa-cli ")
 
 
 def test_debug_shows_traceback(tmp_path: Path) -> None:
     missing = tmp_path / "missing.toml"
-    quiet = CliRunner().invoke(app, ["gepa", "validate", "--config", str(missing)])
+    quiet = run_cli("gepa", "validate", "--config", str(missing))
     assert quiet.exit_code == 2
     assert "Traceback" not in quiet.stderr
-    loud = CliRunner().invoke(app, ["--debug", "gepa", "validate", "--config", str(missing)])
+    loud = run_cli("--debug", "gepa", "validate", "--config", str(missing))
     assert loud.exit_code == 2
     assert "Traceback" in loud.stderr
 
@@ -126,17 +123,13 @@ def test_validate_warns_when_the_budget_allows_fewer_than_three_proposals(
     config: Path,
 ) -> None:
     config.write_text(CONFIG.replace("max_total_rollouts = 10", "max_total_rollouts = 12"))
-    result = CliRunner().invoke(
-        app, ["gepa", "validate", "--config", str(config), "--json", "--skip-container"]
-    )
+    result = run_cli("gepa", "validate", "--config", str(config), "--json", "--skip-container")
     assert result.exit_code == 0, result.output
     assert "warning: the budget allows only" in result.stderr
     preview = orjson.loads(result.stdout)["budget_preview"]
     assert preview["proposals"] < 3 and preview["limited_by"] == "max_total_rollouts"
 
     config.write_text(CONFIG.replace("max_total_rollouts = 10", "max_total_rollouts = 500"))
-    roomy = CliRunner().invoke(
-        app, ["gepa", "validate", "--config", str(config), "--json", "--skip-container"]
-    )
+    roomy = run_cli("gepa", "validate", "--config", str(config), "--json", "--skip-container")
     assert "warning" not in roomy.stderr
     assert orjson.loads(roomy.stdout)["budget_preview"]["proposals"] >= 3

@@ -7,18 +7,13 @@ from typing import Any
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app
 from gepa_cli.errors import CacheMissError
 from gepa_cli.runner import GepaRun
 from gepa_cli.runtime.container import UvicornThread
+from support.cli import run_cli
 from support.reference_container import create_app
 from support.task_dir import make_task_dir
-
-
-def run_cli(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args))
 
 
 def profile(run_dir: Path) -> dict[str, Any]:

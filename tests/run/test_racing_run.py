@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from typer.testing import CliRunner
 
 from gepa_cli.artifacts import EventWriter, RunDirectory, read_jsonl
-from gepa_cli.cli.main import app
 from gepa_cli.engine import ProposalRequest, ProposalResult
 from gepa_cli.runner.recorder import RunRecorder, Spend
+from support.cli import run_cli
 from support.task_dir import make_task_dir
 
 
@@ -22,24 +21,21 @@ def test_a_racing_run_replays_and_keeps_every_invariant(tmp_path: Path) -> None:
         cache={"mode": "off"},
     )
     runs = tmp_path / "runs"
-    result = CliRunner().invoke(
-        app,
-        [
-            "gepa",
-            "run",
-            "--config",
-            str(config),
-            "--run-id",
-            "race",
-            "--output-dir",
-            str(runs),
-            "--json",
-        ],
+    result = run_cli(
+        "gepa",
+        "run",
+        "--config",
+        str(config),
+        "--run-id",
+        "race",
+        "--output-dir",
+        str(runs),
+        "--json",
     )
     assert result.exit_code == 0, result.output
     events = read_jsonl(runs / "race" / "events.jsonl")
     assert any(event["type"] == "validation.stage" for event in events)
-    status = CliRunner().invoke(app, ["workspace", "status", str(runs), "--json"])
+    status = run_cli("workspace", "status", str(runs), "--json")
     assert status.exit_code == 0, status.output
     # (the autouse fixture also runs `events replay --check` on this run)
 
@@ -62,7 +58,9 @@ async def test_a_dropped_child_settles_its_proposal_in_the_ledger(tmp_path: Path
         run_dir, ledgers, EventWriter(ledgers.events, "r"), spend=Spend(), runner_state=dict
     )
     proposer = recorder.recording_proposer(_Answer(), "proposer.command")
-    request = ProposalRequest("c0000", "system_prompt", "be brief", {"system_prompt": "x"}, ())
+    request = ProposalRequest(
+        "c0000", "system_prompt", "be brief", {"system_prompt": "x"}, (), proposal_id="p0001"
+    )
     await proposer.propose(request)
     recorder.emit(
         "proposal.completed",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -83,3 +85,37 @@ def test_sigterm_during_a_run_leaves_no_container(tmp_path: Path, signals: int) 
     assert manifest["stopped_by"] in ("terminated", "interrupted")
     if signals == 1:
         assert manifest["stopped_by"] == "terminated"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find processes")
+def test_sigkill_of_gepa_run_leaves_no_container(tmp_path: Path) -> None:
+    """No handler sees SIGKILL: the container must still die with its parent (defect 10)."""
+    task = tmp_path / "task"
+    script = task / "reference_container.py"
+    config = make_task_dir(
+        task,
+        container={
+            "app": None,
+            "command": ["{python}", str(script), "--port", "{port}", "--latency", "0.3"],
+        },
+        cache={"mode": "off"},
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gepa_cli.cli.main", "gepa", "run", "--config", str(config),
+         "--run-id", "r", "--output-dir", str(tmp_path / "runs")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: container_pids(str(script)), 30), "container never started"
+        assert wait_until(lambda: (tmp_path / "runs" / "r" / "checkpoint.json").exists(), 30)
+        process.kill()
+        process.wait(timeout=10)
+        gone = wait_until(lambda: not container_pids(str(script)), 10)
+        assert gone, f"orphaned container processes: {container_pids(str(script))}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for pid in container_pids(str(script)):  # never leave an orphan behind a failure
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -96,6 +96,11 @@ def test_stopped_run_resumes_to_the_uninterrupted_result(task: tuple[Path, Path]
     ).read_bytes()
     events = read_jsonl(run_dir / "events.jsonl")
     assert [event["seq"] for event in events] == list(range(len(events)))
+    # the manifest keeps every state the run went through, as the registry does
+    states = ["running", "stopped", "running", "finished"]
+    assert [change["state"] for change in again["state_history"]] == states
+    registry = [r for r in read_jsonl(runs / "index.jsonl") if r["run_id"] == how]
+    assert [r["state"] for r in registry] == states
 
 
 def test_resume_refuses_a_finished_run_and_a_changed_config(task: tuple[Path, Path]) -> None:

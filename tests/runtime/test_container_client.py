@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import asgi_client
 from gepa_cli.config import ContainerConfig
 from gepa_cli.errors import ConfigError, ContainerError
 from gepa_cli.runtime.container import ContainerClient
+from support.asgi import asgi_client
 from support.reference_container import create_app, make_row
 
 

@@ -12,13 +12,14 @@ import httpx
 import orjson
 import pytest
 
-from conftest import ConfigFactory, asgi_client
 from gepa_cli.errors import ConfigError, ContainerContractError
 from gepa_cli.runtime.boundary import NoCache
 from gepa_cli.runtime.container import handshake
 from gepa_cli.runtime.container.contract import parse_rollout
+from support.asgi import asgi_client
 from support.memory_cache import MemoryCache
 from support.reference_container import create_app
+from support.task_dir import ConfigFactory
 
 Patch = Callable[[Any], Any]
 
@@ -130,7 +131,10 @@ async def test_configured_target_module_must_exist(config_factory: ConfigFactory
     async with asgi_client(app) as client:
         with pytest.raises(ContainerContractError, match="critic_prompt") as caught:
             await handshake(config, client, NoCache())
-    assert caught.value.details == {"route": "GET /program", "field": "target_modules"}
+    assert (caught.value.details["route"], caught.value.details["field"]) == (
+        "GET /program",
+        "target_modules",
+    )
 
 
 async def test_seed_text_from_config_fills_a_missing_program_seed(
@@ -180,7 +184,10 @@ async def test_wrong_rows_are_never_cached(config_factory: ConfigFactory) -> Non
 def test_malformed_rollout_answers(body: Any, field: str) -> None:
     with pytest.raises(ContainerContractError) as caught:
         parse_rollout(body)
-    assert caught.value.details == {"route": "POST /rollout", "field": field}
+    assert (caught.value.details["route"], caught.value.details["field"]) == (
+        "POST /rollout",
+        field,
+    )
 
 
 def test_reward_and_feedback_fallbacks() -> None:

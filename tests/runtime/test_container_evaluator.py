@@ -8,7 +8,6 @@ import httpx
 import orjson
 import pytest
 
-from conftest import ConfigFactory, asgi_client
 from gepa_cli.config import GepaConfig
 from gepa_cli.engine.types import EvaluationRequest
 from gepa_cli.errors import CacheMissError, ContainerError
@@ -19,8 +18,10 @@ from gepa_cli.runtime.container import (
     HandshakeResult,
     handshake,
 )
+from support.asgi import asgi_client
 from support.memory_cache import MemoryCache
 from support.reference_container import create_app, keywords_for
+from support.task_dir import ConfigFactory
 
 GOOD = "Mind accuracy, brevity, citations, clarity, examples and format."
 

@@ -6,7 +6,6 @@ import hashlib
 
 import orjson
 
-from conftest import ConfigFactory
 from gepa_cli.engine.types import EvaluationRequest
 from gepa_cli.runtime.boundary import NoCache
 from gepa_cli.runtime.container import (
@@ -17,6 +16,7 @@ from gepa_cli.runtime.container import (
 )
 from support.faults import FaultInjector, FaultRates
 from support.reference_container import create_app, keywords_for
+from support.task_dir import ConfigFactory
 
 EXPECTED_FAULT = {
     "http_5xx": ("ContainerError", ("HTTP 500", "HTTP 502", "HTTP 503")),
@@ -28,11 +28,12 @@ EXPECTED_FAULT = {
 
 async def test_500_rollouts_survive_faults(config_factory: ConfigFactory) -> None:
     rates = FaultRates(http_5xx=0.10, hang=0.05, reset=0.02, malformed=0.01)
-    injector = FaultInjector(create_app(), rates, seed=7, hang_seconds=5.0)
+    # the client timeout must catch injected hangs but never a slow ok on a busy machine
+    injector = FaultInjector(create_app(), rates, seed=7, hang_seconds=20.0)
     config = config_factory(dataset={"train_seeds": "0:50", "val_seeds": "0:50"})
     with UvicornThread(injector, log_level="critical") as url:
         client = ContainerClient(
-            url, timeout_seconds=0.5, retries=3, backoff_seconds=0.005, max_concurrency=32
+            url, timeout_seconds=2.0, retries=3, backoff_seconds=0.005, max_concurrency=32
         )
         async with client:
             shake = await handshake(config, client, NoCache())

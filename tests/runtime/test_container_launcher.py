@@ -13,15 +13,14 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from typer.testing import CliRunner
 
-from conftest import TESTS_DIR
-from gepa_cli.cli.main import app as cli
 from gepa_cli.config import ContainerConfig
 from gepa_cli.errors import ContainerError
 from gepa_cli.runtime.container import ContainerLauncher
+from support.cli import run_cli
+from support.task_dir import SUPPORT
 
-REFERENCE = TESTS_DIR / "support" / "reference_container.py"
+REFERENCE = SUPPORT / "reference_container.py"
 SERVE = ["{python}", str(REFERENCE), "--port", "{port}"]
 
 
@@ -63,11 +62,11 @@ def test_command_runs_in_the_config_folder_and_logs(tmp_path: Path) -> None:
     config = ContainerConfig(command=SERVE, startup_timeout_seconds=20)
     launcher = ContainerLauncher(config, base_dir=tmp_path, log_dir=tmp_path / "logs")
     with launcher as url:
-        assert launcher.process is not None
-        pid = launcher.process.pid
+        assert launcher.process is not None and launcher.watchdog is not None
+        pid, watchdog = launcher.process.pid, launcher.watchdog.pid
         assert os.readlink(f"/proc/{pid}/cwd") == str(tmp_path.resolve())
         assert httpx.get(f"{url}/program").json()["program_id"] == "keywords"
-    assert not alive(pid)
+    assert not alive(pid) and not alive(watchdog)
     assert (tmp_path / "logs" / "container.log").exists()
 
 
@@ -161,7 +160,7 @@ def test_validate_runs_the_handshake(tmp_path: Path) -> None:
             """
         )
     )
-    result = CliRunner().invoke(cli, ["gepa", "validate", "--config", str(config), "--json"])
+    result = run_cli("gepa", "validate", "--config", str(config), "--json")
     assert result.exit_code == 0, result.output
     payload = orjson.loads(result.stdout)
     container = payload["container"]
@@ -172,7 +171,7 @@ def test_validate_runs_the_handshake(tmp_path: Path) -> None:
         "val": 5,
         "heldout": 2,
     }
-    human = CliRunner().invoke(cli, ["gepa", "validate", "--config", str(config)])
+    human = run_cli("gepa", "validate", "--config", str(config))
     assert "target modules: system_prompt" in human.stdout
 
 
@@ -184,6 +183,6 @@ def test_validate_reports_a_contract_violation(tmp_path: Path) -> None:
         '[candidate]\ntarget_modules = ["planner"]\n'
         '[proposer]\ncommand = ["cat"]\n[gepa]\nmax_total_rollouts = 10\n'
     )
-    result = CliRunner().invoke(cli, ["gepa", "validate", "--config", str(config)])
+    result = run_cli("gepa", "validate", "--config", str(config))
     assert result.exit_code == 2
     assert "container_contract_error" in result.stderr and "planner" in result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,79 +16,30 @@ from typing import Any
 import httpx
 import orjson
 
-SUPPORT = Path(__file__).resolve().parents[1] / "support" / "reference_container.py"
-
-# Appends the first missing keyword the feedback names, so every iteration improves.
-PROPOSER = """
-import json, re, sys
-request = json.load(sys.stdin)
-text = request["current_text"]
-missing = []
-for example in request["reflective_dataset"]:
-    found = re.search(r"Missing: (.*)\\.", example.get("feedback") or "")
-    missing += found.group(1).split(", ") if found else []
-new = [word for word in missing if word not in text]
-if new:
-    text += " Mind " + new[0] + "."
-print("```\\n" + text + "\\n```")
-"""
+from support.task_dir import config_sections, config_toml, make_task_dir
 
 
-def config_text(
-    namespace: str,
-    *,
-    app: str = "reference_container:app",
-    rollouts: int = 40,
-    cache_path: str = "cache",
-) -> str:
-    return f"""
-[run]
-seed = 3
+def service_sections(namespace: str, *, rollouts: int = 40) -> dict[str, dict[str, Any]]:
+    """The sample task, smaller: a service test runs many of these."""
+    return config_sections(
+        dataset={"val_seeds": "100:106", "heldout_seeds": "0:4"},
+        gepa={"max_total_rollouts": rollouts},
+        cache={"namespace": namespace},
+    )
 
-[container]
-app = "{app}"
 
-[dataset]
-train_split = "train"
-train_seeds = "0:30"
-val_seeds = "100:106"
-heldout_split = "test"
-heldout_seeds = "0:4"
-
-[proposer]
-backend = "command"
-command = ["{{python}}", "propose.py"]
-input = "json"
-
-[gepa]
-max_total_rollouts = {rollouts}
-minibatch_size = 3
-
-[cache]
-mode = "readwrite"
-path = "{cache_path}"
-namespace = "{namespace}"
-"""
+def config_text(namespace: str, *, rollouts: int = 40) -> str:
+    return config_toml(service_sections(namespace, rollouts=rollouts))
 
 
 def make_task(
     root: Path, name: str, namespace: str, *, latency: float = 0.0, rollouts: int = 40
 ) -> Path:
     """A directory with the container, the proposer and gepa.toml; returns the config."""
-    task = root / name
-    task.mkdir(parents=True, exist_ok=True)
-    shutil.copy(SUPPORT, task / "reference_container.py")
-    (task / "propose.py").write_text(PROPOSER)
-    app = "reference_container:app"
+    sections = service_sections(namespace, rollouts=rollouts)
     if latency:
-        (task / "slow_container.py").write_text(
-            "from reference_container import create_app\n"
-            f"app = create_app(latency_seconds={latency})\n"
-        )
-        app = "slow_container:app"
-    config = task / "gepa.toml"
-    config.write_text(config_text(namespace, app=app, rollouts=rollouts))
-    return config
+        sections["container"] = {"app": "slow_container:app"}
+    return make_task_dir(root / name, latency=latency, **sections)
 
 
 def free_port() -> int:

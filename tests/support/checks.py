@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from gepa_cli.cli.main import app
+from support.cli import run_cli
 
 
 def replay_check(run_dir: Path) -> None:
     """`events replay --check`: the feed alone rebuilds what the artifacts say."""
-    result = CliRunner().invoke(
-        app, ["events", "replay", "--events", str(run_dir / "events.jsonl"), "--check"]
-    )
+    result = run_cli("events", "replay", "--events", str(run_dir / "events.jsonl"), "--check")
     assert result.exit_code == 0, f"{run_dir}: {result.output}"

@@ -1,13 +1,23 @@
 """A ready-to-run task directory: the reference container, a deterministic proposer
-program and a config, so end-to-end tests can drive `gepa-cli gepa run` for real."""
+program and a config, so end-to-end tests can drive `gepa-cli gepa run` for real.
+
+Every test config is built here: `config_sections` merges overrides into a base (the
+sample task by default), `write_config` writes it as TOML and `build_config` validates it
+in memory."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gepa_cli.config import GepaConfig, config_from_dict
+
 SUPPORT = Path(__file__).resolve().parent
+
+# what a suite's config fixture hands its tests: overrides per section -> a config
+ConfigFactory = Callable[..., GepaConfig]
 
 # Deterministic stand-in for an LLM proposer: it reads the reflective dataset and adds
 # the first keyword the feedback says is missing (one per call, so runs take a while).
@@ -49,7 +59,7 @@ SLOW_CONTAINER = """
 import os
 from reference_container import create_app
 
-app = create_app(latency_seconds=float(os.environ.get("GEPA_TEST_ROLLOUT_LATENCY", "0.2")))
+app = create_app(latency_seconds=float(os.environ.get("GEPA_TEST_ROLLOUT_LATENCY", "{latency}")))
 """
 
 SECTIONS: dict[str, dict[str, Any]] = {
@@ -66,6 +76,27 @@ SECTIONS: dict[str, dict[str, Any]] = {
     "gepa": {"max_total_rollouts": 150, "minibatch_size": 3},
     "cache": {"mode": "readwrite", "path": "cache", "namespace": "ref"},
 }
+CONTAINER_KINDS = ("url", "app", "command")
+
+
+def config_sections(
+    base: dict[str, dict[str, Any]] | None = None, **overrides: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """``base`` (default: the sample task) with ``overrides`` merged per section.
+
+    A None value drops a key, and naming one of url, app or command in [container]
+    drops the other two, so an override never leaves a container with two kinds.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    base = SECTIONS if base is None else base
+    for section in dict.fromkeys([*base, *overrides]):
+        given = overrides.get(section, {})
+        values = dict(base.get(section, {}))
+        if section == "container" and any(given.get(kind) is not None for kind in CONTAINER_KINDS):
+            values = {k: v for k, v in values.items() if k not in CONTAINER_KINDS}
+        values.update(given)
+        merged[section] = {key: value for key, value in values.items() if value is not None}
+    return merged
 
 
 def _toml_value(value: Any) -> str:
@@ -80,23 +111,40 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
-def write_config(path: Path, **overrides: dict[str, Any]) -> Path:
-    """Write the sample config with ``overrides`` merged per section (None drops a key)."""
+def config_toml(sections: dict[str, dict[str, Any]]) -> str:
     lines: list[str] = []
-    for section in dict.fromkeys([*SECTIONS, *overrides]):
-        merged = {**SECTIONS.get(section, {}), **overrides.get(section, {})}
+    for section, values in sections.items():
         lines.append(f"[{section}]")
-        lines += [f"{key} = {_toml_value(v)}" for key, v in merged.items() if v is not None]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
         lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
+    return "\n".join(lines)
+
+
+def write_config(path: Path, **overrides: dict[str, Any]) -> Path:
+    """Write the sample task's config with ``overrides`` (see `config_sections`)."""
+    path.write_text(config_toml(config_sections(**overrides)), encoding="utf-8")
     return path
 
 
-def make_task_dir(root: Path, name: str = "gepa.toml", **overrides: dict[str, Any]) -> Path:
-    """Create ``root`` with the container, the proposer and a config; return the config."""
+def build_config(
+    base_dir: Path, base: dict[str, dict[str, Any]] | None = None, **overrides: dict[str, Any]
+) -> GepaConfig:
+    """The same config validated in memory, as `gepa run` would load it from ``base_dir``."""
+    return config_from_dict(config_sections(base, **overrides), base_dir=base_dir, environ={})
+
+
+def make_task_dir(
+    root: Path, name: str = "gepa.toml", *, latency: float = 0.2, **overrides: dict[str, Any]
+) -> Path:
+    """Create ``root`` with the container, the proposer and a config; return the config.
+
+    ``slow_container:app`` serves the task with ``latency`` seconds per rollout.
+    """
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(SUPPORT / "reference_container.py", root / "reference_container.py")
     (root / "propose.py").write_text(PROPOSER, encoding="utf-8")
     (root / "crashing_container.py").write_text(CRASHING_CONTAINER, encoding="utf-8")
-    (root / "slow_container.py").write_text(SLOW_CONTAINER, encoding="utf-8")
+    (root / "slow_container.py").write_text(
+        SLOW_CONTAINER.format(latency=latency), encoding="utf-8"
+    )
     return write_config(root / name, **overrides)

@@ -7,12 +7,11 @@ import io
 from pathlib import Path
 
 import orjson
-from typer.testing import CliRunner
+from synthetic_runs import SyntheticSpec, write_synthetic_run
 
-from gepa_cli.cli.main import app
 from gepa_cli.workspace import Workspace
 from gepa_cli.workspace.schemas import CANDIDATES, EVENTS, PROPOSALS, ROLLOUTS, VIEW_NAMES
-from gepa_cli.workspace.synthetic import SyntheticSpec, write_synthetic_run
+from support.cli import run_cli
 
 
 def make_runs(tmp_path: Path) -> Path:
@@ -58,24 +57,24 @@ def test_query_formats_and_empty_files(tmp_path: Path) -> None:
     (root / "empty").mkdir()
     (root / "empty" / "events.jsonl").write_bytes(b"")
     sql = "SELECT run_id, count(*) AS n FROM rollouts GROUP BY 1 ORDER BY 1"
-    result = CliRunner().invoke(app, ["query", sql, "--runs", str(root), "--format", "json"])
+    result = run_cli("query", sql, "--runs", str(root), "--format", "json")
     assert result.exit_code == 0, result.stderr
     records = orjson.loads(result.stdout)
     assert [r["run_id"] for r in records] == ["a", "b"] and all(r["n"] > 0 for r in records)
-    result = CliRunner().invoke(app, ["query", sql, "--runs", f"{root}/*", "--format", "csv"])
+    result = run_cli("query", sql, "--runs", f"{root}/*", "--format", "csv")
     assert result.exit_code == 0
     assert next(csv.reader(io.StringIO(result.stdout))) == ["run_id", "n"]
-    result = CliRunner().invoke(app, ["query", "SELECT count(*) FROM runs", "--runs", str(root)])
+    result = run_cli("query", "SELECT count(*) FROM runs", "--runs", str(root))
     assert result.exit_code == 0 and "3" in result.stdout
 
 
 def test_bad_sql_exits_2_with_duckdb_message(tmp_path: Path) -> None:
     root = make_runs(tmp_path)
-    result = CliRunner().invoke(app, ["query", "SELECT nope FROM rollouts", "--runs", str(root)])
+    result = run_cli("query", "SELECT nope FROM rollouts", "--runs", str(root))
     assert result.exit_code == 2
     assert result.stderr.startswith("error [query_error]: query failed: Binder Error")
     assert "nope" in result.stderr and result.stderr[-1] == "\n"
-    result = CliRunner().invoke(app, ["query", "SELECT 1", "--runs", str(root), "--format", "x"])
+    result = run_cli("query", "SELECT 1", "--runs", str(root), "--format", "x")
     assert result.exit_code == 2 and "unknown --format" in result.stderr
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app
 from gepa_cli.workspace import Workspace, workspace_status
+from support.cli import run_cli
 from support.task_dir import make_task_dir
 
 
@@ -25,7 +24,7 @@ def write_config(tmp: Path) -> Path:
 
 def test_status_and_query_on_a_real_run(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    result = CliRunner().invoke(app, ["gepa", "run", "--config", str(config)])
+    result = run_cli("gepa", "run", "--config", str(config))
     assert result.exit_code == 0, result.stderr
     runs = tmp_path / "runs"
     status = workspace_status(runs)
@@ -41,3 +40,11 @@ def test_status_and_query_on_a_real_run(tmp_path: Path) -> None:
         assert rows[0][0] == manifest["budget"]["rollouts"]["total"] > 0
         _, rows = ws.query("SELECT count(*) FROM frontier")
         assert rows[0][0] > 0
+        # the proposer is read from the resolved config the runner writes
+        _, rows = ws.query("SELECT proposer_backend FROM runs")
+        assert rows == [("command",)]
+        _, rows = ws.query("SELECT DISTINCT boundary FROM cache WHERE source = 'ledger'")
+        assert sorted(r[0] for r in rows) == ["container.rollout", "proposer.command"]
+    assert "proposer.command" in run.usage and "proposer.unknown" not in run.usage
+    assert run.cache["proposer.command"]["ledger_write"] == run.proposals
+    assert "proposer.unknown" not in run.cache

@@ -10,24 +10,24 @@ from pathlib import Path
 
 import orjson
 import pytest
-from typer.testing import CliRunner
+from synthetic_runs import SyntheticSpec, write_synthetic_run
 
 from gepa_cli.artifacts import write_json_atomic
-from gepa_cli.cli.main import app
 from gepa_cli.workspace import workspace_status
-from gepa_cli.workspace.synthetic import SyntheticSpec, write_synthetic_run
+from support.cli import run_cli
 
 
 @pytest.fixture()
 def runs(tmp_path: Path) -> Path:
     root = tmp_path / "runs"
-    write_synthetic_run(root, SyntheticSpec("done", seed=1))
+    # "live" first: "done" then hits the cache entries it left (the seed's validation)
     write_synthetic_run(root, SyntheticSpec("live", state="running", seed=2))
+    write_synthetic_run(root, SyntheticSpec("done", seed=1))
     return root
 
 
 def cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = run_cli(*args)
     return result.exit_code, result.stdout, result.stderr
 
 

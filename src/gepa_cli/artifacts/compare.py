@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
+from gepa_cli.artifacts import layout
 from gepa_cli.artifacts.events import normalized_lines
 
 MISSING = object()
@@ -64,7 +65,7 @@ def differing_keys(left: Any, right: Any, prefix: str = "") -> list[str]:
 
 def feed_path(path: Path) -> Path:
     """A run directory stands for its events.jsonl."""
-    return path / "events.jsonl" if path.is_dir() else path
+    return path / layout.EVENTS if path.is_dir() else path
 
 
 def compare_feeds(left: Path, right: Path) -> CompareResult:

@@ -8,13 +8,14 @@ bytes. The list is documented in docs/run-directory.md; keep the two in step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from gepa_cli.artifacts.atomic import write_bytes_atomic
 from gepa_cli.artifacts.ledger import JsonlLedger, dumps_line, iter_jsonl
+from gepa_cli.artifacts.schema import EventLine
 from gepa_cli.errors import EventCompareError
 
 # Exact names (compared lower-case) that vary between runs without the result varying.
@@ -98,13 +99,13 @@ class EventWriter:
         self._clock = clock
 
     def emit(self, type: str, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        event = {
-            "seq": self.next_seq,
-            "ts": self._clock(),
-            "type": type,
-            "run_id": self.run_id,
-            "data": dict(data or {}),
-        }
+        event = EventLine(
+            seq=self.next_seq,
+            ts=self._clock(),
+            type=type,
+            run_id=self.run_id,
+            data=dict(data or {}),
+        ).dump()
         self.ledger.append(event)
         self.next_seq += 1
         return event
@@ -137,10 +138,6 @@ def normalized_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(line number, canonical normalized line) for each event of a feed."""
     for number, event in iter_jsonl(path, error=EventCompareError):
         yield number, dumps_line(normalize_event(event))
-
-
-def normalize_events(events: Iterable[Mapping[str, Any]]) -> bytes:
-    return b"".join(dumps_line(normalize_event(event)) for event in events)
 
 
 def normalize_file(source: Path, target: Path | None = None) -> bytes:

@@ -1,4 +1,4 @@
-"""``run.lock``: who is running a run directory, so a crashed run is recognisable.
+"""The run lock (``run.lock``): who runs a run directory, so a crash is recognisable.
 
 Written at start, refreshed by `RunLock.heartbeat`, removed at the end. A lock left
 behind whose pid is gone (on this host) is stale: the run crashed and may be resumed.
@@ -15,11 +15,11 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from gepa_cli.artifacts import layout
 from gepa_cli.artifacts.atomic import write_json_atomic
 from gepa_cli.artifacts.events import utc_now
 from gepa_cli.errors import ResumeError
 
-LOCK_NAME = "run.lock"
 LockStatus = Literal["absent", "alive", "stale", "unknown"]
 
 
@@ -42,7 +42,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def read_lock(run_dir: Path) -> LockInfo | None:
-    path = run_dir / LOCK_NAME
+    path = run_dir / layout.LOCK
     try:
         return LockInfo.model_validate(orjson.loads(path.read_bytes()))
     except FileNotFoundError:
@@ -65,7 +65,7 @@ def lock_status(run_dir: Path) -> LockStatus:
 class RunLock:
     def __init__(self, run_dir: Path, run_id: str) -> None:
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_NAME
+        self.path = self.run_dir / layout.LOCK
         self.run_id = run_id
         self.info: LockInfo | None = None
 

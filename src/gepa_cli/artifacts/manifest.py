@@ -1,25 +1,15 @@
-"""Manifest helpers: artifact digests and the state history of a run."""
+"""Manifest helpers: artifact digests, the state history of a run, and the write."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel
-
+from gepa_cli.artifacts import layout
 from gepa_cli.artifacts.atomic import is_temp_file, write_json_atomic
 from gepa_cli.artifacts.events import utc_now
-
-# Not digested: the manifest cannot hold its own hash, and the lock and STOP file are
-# control files whose presence depends on when the manifest is written.
-NOT_DIGESTED = frozenset({"manifest.json", "run.lock", "STOP"})
-
-
-class ArtifactDigest(BaseModel):
-    sha256: str
-    bytes: int
+from gepa_cli.artifacts.schema import ArtifactDigest, Manifest, StateChange
 
 
 def file_digest(path: Path) -> ArtifactDigest:
@@ -33,24 +23,19 @@ def file_digest(path: Path) -> ArtifactDigest:
 
 
 def artifact_digests(
-    run_dir: Path, *, exclude: Iterable[str] = NOT_DIGESTED
-) -> dict[str, dict[str, Any]]:
-    """``{relative posix path: {sha256, bytes}}`` for every file in the run directory."""
+    run_dir: Path, *, exclude: Iterable[str] = layout.NOT_DIGESTED
+) -> dict[str, ArtifactDigest]:
+    """``{relative posix path: digest}`` for every file in the run directory."""
     skip = set(exclude)
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, ArtifactDigest] = {}
     for path in sorted(run_dir.rglob("*")):
         if not path.is_file() or is_temp_file(path):
             continue
         relative = path.relative_to(run_dir).as_posix()
         if relative in skip:
             continue
-        out[relative] = file_digest(path).model_dump()
+        out[relative] = file_digest(path)
     return out
-
-
-class StateChange(BaseModel):
-    state: str
-    at: str
 
 
 class StateHistory:
@@ -58,10 +43,6 @@ class StateHistory:
 
     def __init__(self, changes: Iterable[StateChange] = ()) -> None:
         self.changes = list(changes)
-
-    @classmethod
-    def from_list(cls, items: Iterable[Mapping[str, Any]]) -> StateHistory:
-        return cls(StateChange.model_validate(item) for item in items)
 
     @property
     def current(self) -> str | None:
@@ -72,20 +53,12 @@ class StateHistory:
         self.changes.append(change)
         return change
 
-    def to_list(self) -> list[dict[str, str]]:
-        return [change.model_dump() for change in self.changes]
 
+def write_manifest(run_dir: Path, manifest: Manifest) -> Manifest:
+    """Write manifest.json with the digests of every other file, as they are now.
 
-def write_manifest(
-    run_dir: Path, fields: Mapping[str, Any], history: StateHistory
-) -> dict[str, Any]:
-    """Write manifest.json: the runner's result ``fields`` plus state history and digests.
-
-    Call it last: digests cover every other file as it is at that moment.
+    Call it last: the digests cover every other file at that moment.
     """
-    manifest = dict(fields)
-    manifest["state_history"] = history.to_list()
-    manifest["state"] = history.current
-    manifest["artifacts"] = artifact_digests(run_dir)
-    write_json_atomic(run_dir / "manifest.json", manifest)
-    return manifest
+    written = manifest.model_copy(update={"artifacts": artifact_digests(run_dir)})
+    write_json_atomic(run_dir / layout.MANIFEST, written.dump())
+    return written

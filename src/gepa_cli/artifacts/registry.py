@@ -12,10 +12,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gepa_cli.artifacts import layout
 from gepa_cli.artifacts.events import utc_now
 from gepa_cli.artifacts.ledger import dumps_line, iter_jsonl
-
-INDEX_NAME = "index.jsonl"
 
 
 class RunRecord(BaseModel):
@@ -32,7 +31,7 @@ class RunRecord(BaseModel):
 class RunRegistry:
     def __init__(self, runs_dir: Path) -> None:
         self.runs_dir = Path(runs_dir)
-        self.path = self.runs_dir / INDEX_NAME
+        self.path = self.runs_dir / layout.INDEX
 
     def append(self, record: RunRecord) -> None:
         if record.at is None:

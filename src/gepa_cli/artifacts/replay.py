@@ -15,8 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from gepa_cli.artifacts.ledger import iter_jsonl
 from gepa_cli.artifacts.replay_check import CheckReport, Disagreement, check_artifacts
+from gepa_cli.artifacts.schema import EventLine, FrontierDoc
 from gepa_cli.artifacts.timeline import (
     child_verdict,
     format_summary,
@@ -31,7 +34,6 @@ __all__ = [
     "Disagreement",
     "Replay",
     "ReplayCandidate",
-    "ReplayFrontier",
     "TimelineEntry",
     "check_artifacts",
     "format_summary",
@@ -56,15 +58,6 @@ class ReplayCandidate:
 
 
 @dataclass
-class ReplayFrontier:
-    frontier_type: str | None
-    frontier: dict[str, list[str]]
-    best_scores: dict[str, float]
-    best_candidate_id: str
-    best_val_mean: float
-
-
-@dataclass
 class TimelineEntry:
     seq: int
     type: str
@@ -83,7 +76,8 @@ class Replay:
     partial_last_line: int | None = None
     started: dict[str, Any] | None = None
     candidates: list[ReplayCandidate] = field(default_factory=list)
-    frontier: ReplayFrontier | None = None
+    # the last frontier.updated: exactly what frontier.json holds
+    frontier: FrontierDoc | None = None
     budget: dict[str, Any] | None = None
     finished: dict[str, Any] | None = None
     heldout: list[dict[str, Any]] = field(default_factory=list)
@@ -113,7 +107,7 @@ class Replay:
             "finished": self.finished is not None,
             "stopped_by": self.stopped_by,
             "candidates": [asdict(c) for c in self.candidates],
-            "frontier": asdict(self.frontier) if self.frontier is not None else None,
+            "frontier": self.frontier.dump() if self.frontier is not None else None,
             "best_candidate": asdict(best) if best is not None else None,
             "budget": self.budget,
             "heldout": self.heldout,
@@ -149,15 +143,19 @@ class _Folder:
 
     def fold(self, line: int, event: Mapping[str, Any]) -> None:
         r, self.line = self.replay, line
-        seq, kind, data = event.get("seq"), event.get("type"), event.get("data")
-        if not isinstance(seq, int) or not isinstance(kind, str) or not isinstance(data, dict):
-            raise self.error("is not an event (needs an integer seq, a type and a data object)")
+        try:
+            parsed = EventLine.model_validate(event, strict=True)
+        except ValidationError:
+            raise self.error(
+                "is not an event (needs an integer seq, a type and a data object)"
+            ) from None
+        seq, kind, data = parsed.seq, parsed.type, parsed.data
         if seq != r.events:
             raise self.error(
                 f"has seq {seq} where {r.events} was expected (the feed is not contiguous)"
             )
-        if r.run_id is None and isinstance(event.get("run_id"), str):
-            r.run_id = event["run_id"]
+        if r.run_id is None and parsed.run_id is not None:
+            r.run_id = parsed.run_id
         r.events += 1
         self.counts[kind] += 1
         r.event_counts = dict(self.counts)
@@ -224,11 +222,16 @@ class _Folder:
         return f"{cid} validated: val_mean {num(val_mean)} on {val_count}"
 
     def _frontier_updated(self, data: Mapping[str, Any]) -> str | None:
-        frontier, best_scores, best_id, best_mean = self.need(
-            data, "frontier", "best_scores", "best_candidate_id", "best_val_mean"
-        )
-        self.replay.frontier = ReplayFrontier(
-            data.get("frontier_type"), dict(frontier), dict(best_scores), best_id, best_mean
+        self.need(data, "frontier", "best_scores", "best_candidate_id", "best_val_mean")
+        try:
+            self.replay.frontier = FrontierDoc.model_validate(data)
+        except ValidationError as exc:
+            raise self.error(
+                f"has a frontier.updated that is not a frontier ({exc.errors()[0]['msg']})"
+            ) from None
+        best_id, best_mean = (
+            self.replay.frontier.best_candidate_id,
+            self.replay.frontier.best_val_mean,
         )
         previous, self.best = self.best, (best_id, best_mean)
         if previous is not None and previous == self.best:

@@ -3,14 +3,22 @@ what its feed says, field by field, so a disagreement names the file and the fie
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gepa_cli.artifacts import layout
 from gepa_cli.artifacts.compare import MISSING, differing_keys
-from gepa_cli.artifacts.ledger import iter_jsonl
+from gepa_cli.artifacts.schema import (
+    CandidateRow,
+    FrontierDoc,
+    Manifest,
+    RolloutRow,
+    read_document,
+    read_rows,
+)
 from gepa_cli.errors import EventCompareError
 
 if TYPE_CHECKING:
@@ -74,68 +82,74 @@ def check_artifacts(replay: Replay, run_dir: str | Path | None = None) -> CheckR
                 Disagreement(artifact, key, _at(feed, key, prefix), _at(value, key, prefix))
             )
 
-    rows = [row for _, row in iter_jsonl(root / "candidates.jsonl", error=EventCompareError)]
-    report.checked.append("candidates.jsonl")
+    candidates_path = root / layout.CANDIDATES
+    rows = [row for _, row in read_rows(candidates_path, CandidateRow, error=EventCompareError)]
+    report.checked.append(layout.CANDIDATES)
     validated = [c for c in replay.candidates if c.val_mean is not None]
-    feed_ids, row_ids = [c.id for c in validated], [r.get("candidate_id") for r in rows]
+    feed_ids, row_ids = [c.id for c in validated], [r.candidate_id for r in rows]
     for cid in feed_ids:
         if cid not in row_ids:
-            report.disagreements.append(Disagreement("candidates.jsonl", cid, "validated", MISSING))
+            report.disagreements.append(Disagreement(layout.CANDIDATES, cid, "validated", MISSING))
     for rid in row_ids:
         if rid not in feed_ids:
-            report.disagreements.append(Disagreement("candidates.jsonl", str(rid), MISSING, "row"))
+            report.disagreements.append(Disagreement(layout.CANDIDATES, rid, MISSING, "row"))
     if set(feed_ids) == set(row_ids) and feed_ids != row_ids:
-        diff("candidates.jsonl", "order", feed_ids, row_ids)
-    by_id = {row.get("candidate_id"): row for row in rows}
+        diff(layout.CANDIDATES, "order", feed_ids, row_ids)
+    by_id = {row.candidate_id: row.dump() for row in rows}
     for candidate in validated:
         row = by_id.get(candidate.id)
         if row is None:
             continue
         for key in ("val_mean", "val_count", "texts", "parents", "origin", "content_hash"):
-            diff("candidates.jsonl", f"{candidate.id}.{key}", getattr(candidate, key), row.get(key))
+            diff(layout.CANDIDATES, f"{candidate.id}.{key}", getattr(candidate, key), row.get(key))
 
-    frontier_path = root / "frontier.json"
-    if replay.frontier is not None or frontier_path.exists():
-        report.checked.append("frontier.json")
-        feed = asdict(replay.frontier) if replay.frontier is not None else MISSING
-        if feed is MISSING or not frontier_path.exists():
-            value = "present" if frontier_path.exists() else MISSING
-            report.disagreements.append(
-                Disagreement(
-                    "frontier.json", "(file)", MISSING if feed is MISSING else "a frontier", value
-                )
-            )
+    frontier_path = root / layout.FRONTIER
+    frontier = read_document(frontier_path, FrontierDoc, error=EventCompareError)
+    if replay.frontier is not None or frontier is not None:
+        report.checked.append(layout.FRONTIER)
+        if replay.frontier is None or frontier is None:
+            feed = MISSING if replay.frontier is None else "a frontier"
+            value = MISSING if frontier is None else "present"
+            report.disagreements.append(Disagreement(layout.FRONTIER, "(file)", feed, value))
         else:
-            diff("frontier.json", "", feed, _read_json(frontier_path))
+            diff(layout.FRONTIER, "", replay.frontier.dump(), frontier.dump())
 
-    manifest_path = root / "manifest.json"
-    if manifest_path.exists():
-        report.checked.append("manifest.json")
-        manifest = _read_json(manifest_path)
+    manifest = read_document(root / layout.MANIFEST, Manifest, error=EventCompareError)
+    if manifest is not None:
+        report.checked.append(layout.MANIFEST)
         best = replay.best_candidate
-        finished = replay.finished or {}
-        mbest = manifest.get("best_candidate") or {}
-        mbudget = manifest.get("budget") or {}
-        budget = replay.budget or {}
+        mbest = manifest.best_candidate
         pairs: list[tuple[str, Any, Any]] = [
-            ("best_candidate.id", best.id if best else None, mbest.get("id")),
-            ("best_candidate.val_mean", best.val_mean if best else None, mbest.get("val_mean")),
+            ("best_candidate.id", best.id if best else None, mbest.id if mbest else None),
+            (
+                "best_candidate.val_mean",
+                best.val_mean if best else None,
+                mbest.val_mean if mbest else None,
+            ),
+            ("best_candidate.texts", best.texts if best else None, mbest.texts if mbest else None),
         ]
         if replay.finished is not None:
             # a run that failed or was killed before run.finished has no feed-side answer
             pairs += [
-                ("stopped_by", replay.stopped_by, manifest.get("stopped_by")),
-                ("num_candidates", finished.get("num_candidates"), manifest.get("num_candidates")),
+                ("stopped_by", replay.stopped_by, manifest.stopped_by),
+                (
+                    "num_candidates",
+                    replay.finished.get("num_candidates"),
+                    manifest.num_candidates,
+                ),
             ]
+        budget = replay.budget or {}
+        mbudget = manifest.budget.dump() if manifest.budget is not None else {}
         for key in ("rollouts", "proposals", "tokens", "cost_usd"):
             pairs.append((f"budget.{key}", budget.get(key), mbudget.get(key)))
         for name, feed_value, value in pairs:
-            diff("manifest.json", name, feed_value, value)
+            diff(layout.MANIFEST, name, feed_value, value)
 
-    rollouts = sum(1 for _ in iter_jsonl(root / "rollouts.jsonl", error=EventCompareError))
-    report.checked.append("rollouts.jsonl")
+    rollouts_path = root / layout.ROLLOUTS
+    rollouts = sum(1 for _ in read_rows(rollouts_path, RolloutRow, error=EventCompareError))
+    report.checked.append(layout.ROLLOUTS)
     total = ((replay.budget or {}).get("rollouts") or {}).get("total", 0)
-    diff("rollouts.jsonl", "rows", total, rollouts)
+    diff(layout.ROLLOUTS, "rows", total, rollouts)
     return report
 
 
@@ -152,24 +166,4 @@ def _at(value: Any, dotted: str, prefix: str) -> Any:
             value = value[index] if isinstance(value, list) and index < len(value) else MISSING
         elif part:
             value = value.get(part, MISSING) if isinstance(value, dict) else MISSING
-    return value
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = orjson.loads(path.read_bytes())
-    except OSError as exc:
-        raise EventCompareError(
-            f"cannot read {path}: {exc.strerror}", hint="check the run directory", file=str(path)
-        ) from None
-    except orjson.JSONDecodeError as exc:
-        raise EventCompareError(
-            f"{path} is not valid JSON ({exc})",
-            hint="restore the file from the run, or rerun the run",
-            file=str(path),
-        ) from None
-    if not isinstance(value, dict):
-        raise EventCompareError(
-            f"{path} is not a JSON object", hint="restore the file", file=str(path)
-        )
     return value

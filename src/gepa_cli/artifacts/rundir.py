@@ -3,8 +3,8 @@
 Resume protocol (the runner's side):
 
 1. at each checkpoint: ``offsets = ledgers.flush()`` (fsync every ledger), then write
-   checkpoint.json atomically with ``{"ledgers": offsets, ...}``;
-2. on resume: ``rd.open_ledgers(resume_from=checkpoint["ledgers"])`` truncates each
+   checkpoint.json atomically (`CheckpointDoc` with ``ledgers=offsets``);
+2. on resume: ``rd.open_ledgers(resume_from=checkpoint.ledgers)`` truncates each
    ledger to its recorded offset, and ``EventWriter(ledgers.events, run_id)`` continues
    ``seq`` from the committed event count.
 """
@@ -13,15 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from gepa_cli.artifacts import layout
 from gepa_cli.artifacts.atomic import write_json_atomic
 from gepa_cli.artifacts.events import normalize_file
 from gepa_cli.artifacts.ledger import JsonlLedger, LedgerOffset, check_offset
-from gepa_cli.artifacts.liveness import LOCK_NAME, RunLock, lock_status
+from gepa_cli.artifacts.liveness import RunLock, lock_status
+from gepa_cli.artifacts.schema import Record
 from gepa_cli.errors import ResumeError
-
-LEDGER_NAMES = ("events.jsonl", "rollouts.jsonl", "proposals.jsonl", "candidates.jsonl")
 
 
 class Ledgers:
@@ -32,26 +31,26 @@ class Ledgers:
 
     @property
     def events(self) -> JsonlLedger:
-        return self.by_name["events.jsonl"]
+        return self.by_name[layout.EVENTS]
 
     @property
     def rollouts(self) -> JsonlLedger:
-        return self.by_name["rollouts.jsonl"]
+        return self.by_name[layout.ROLLOUTS]
 
     @property
     def proposals(self) -> JsonlLedger:
-        return self.by_name["proposals.jsonl"]
+        return self.by_name[layout.PROPOSALS]
 
     @property
     def candidates(self) -> JsonlLedger:
-        return self.by_name["candidates.jsonl"]
+        return self.by_name[layout.CANDIDATES]
 
-    def flush(self) -> dict[str, dict[str, int]]:
+    def flush(self) -> dict[str, LedgerOffset]:
         """Make every ledger durable; the result goes into checkpoint.json as ``ledgers``."""
-        return {name: ledger.flush().model_dump() for name, ledger in self.by_name.items()}
+        return {name: ledger.flush() for name, ledger in self.by_name.items()}
 
-    def close(self) -> dict[str, dict[str, int]]:
-        return {name: ledger.close().model_dump() for name, ledger in self.by_name.items()}
+    def close(self) -> dict[str, LedgerOffset]:
+        return {name: ledger.close() for name, ledger in self.by_name.items()}
 
 
 class RunDirectory:
@@ -72,51 +71,51 @@ class RunDirectory:
 
     @property
     def config_resolved(self) -> Path:
-        return self.root / "config.resolved.json"
+        return self.root / layout.CONFIG_RESOLVED
 
     @property
     def events(self) -> Path:
-        return self.root / "events.jsonl"
+        return self.root / layout.EVENTS
 
     @property
     def events_normalized(self) -> Path:
-        return self.root / "events.normalized.jsonl"
+        return self.root / layout.EVENTS_NORMALIZED
 
     @property
     def rollouts(self) -> Path:
-        return self.root / "rollouts.jsonl"
+        return self.root / layout.ROLLOUTS
 
     @property
     def proposals(self) -> Path:
-        return self.root / "proposals.jsonl"
+        return self.root / layout.PROPOSALS
 
     @property
     def candidates(self) -> Path:
-        return self.root / "candidates.jsonl"
+        return self.root / layout.CANDIDATES
 
     @property
     def frontier(self) -> Path:
-        return self.root / "frontier.json"
+        return self.root / layout.FRONTIER
 
     @property
     def checkpoint(self) -> Path:
-        return self.root / "checkpoint.json"
+        return self.root / layout.CHECKPOINT
 
     @property
     def cache_profile(self) -> Path:
-        return self.root / "cache_profile.json"
+        return self.root / layout.CACHE_PROFILE
 
     @property
     def manifest(self) -> Path:
-        return self.root / "manifest.json"
+        return self.root / layout.MANIFEST
 
     @property
     def lock(self) -> Path:
-        return self.root / LOCK_NAME
+        return self.root / layout.LOCK
 
     @property
     def stop_file(self) -> Path:
-        return self.root / "STOP"
+        return self.root / layout.STOP
 
     def create(self) -> None:
         """Make the directory for a new run; an existing run is never overwritten."""
@@ -127,30 +126,29 @@ class RunDirectory:
             )
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def open_ledgers(self, resume_from: Mapping[str, Any] | None = None) -> Ledgers:
+    def open_ledgers(self, resume_from: Mapping[str, LedgerOffset] | None = None) -> Ledgers:
         """Open the four ledgers, fresh or truncated back to checkpointed offsets."""
-        offsets: dict[str, LedgerOffset | None] = dict.fromkeys(LEDGER_NAMES)
+        offsets: dict[str, LedgerOffset | None] = dict.fromkeys(layout.LEDGERS)
         if resume_from is not None:
             # every offset is checked before any ledger is truncated
-            for name in LEDGER_NAMES:
-                raw = resume_from.get(name)
-                if raw is None:
+            for name in layout.LEDGERS:
+                offset = resume_from.get(name)
+                if offset is None:
                     raise ResumeError(
                         f"checkpoint of {self.root} records no offset for {name}",
                         hint="the checkpoint is from another version; start a new run",
                     )
-                offsets[name] = offset = LedgerOffset.model_validate(raw)
                 check_offset(self.root / name, offset)
+                offsets[name] = offset
         ledgers = {
             name: JsonlLedger(self.root / name, resume_from=offset)
             for name, offset in offsets.items()
         }
         return Ledgers(ledgers)
 
-    def write_json(self, name: str, data: Any) -> Path:
+    def write_document(self, path: Path, document: Record) -> Path:
         """Atomically write one of the JSON documents (frontier.json, checkpoint.json, ...)."""
-        path = self.root / name
-        write_json_atomic(path, data)
+        write_json_atomic(path, document.dump())
         return path
 
     def write_normalized_events(self) -> Path:

@@ -40,13 +40,19 @@ def _report(result: RunResult, as_json: bool) -> None:
     def score(value: object) -> str:
         return "-" if value is None else f"{float(value):.3f}"  # type: ignore[arg-type]
 
+    def rollouts(counts: dict[str, int] | None) -> str:
+        if not counts:
+            return "none"
+        parts = ", ".join(f"{role} {n}" for role, n in counts.items() if role != "total")
+        return f"{counts.get('total', 0)} ({parts})"
+
     lines = [
         f"run {facts['run_id']} {facts['state']} (stopped by {facts['stopped_by']})",
         f"  validation: seed {score(facts['seed_val_mean'])} -> best "
         f"{score(facts['best_val_mean'])} ({facts['best_candidate_id']})",
         f"  heldout:    seed {score(facts['seed_heldout_mean'])} -> best "
         f"{score(facts['best_heldout_mean'])}",
-        f"  rollouts:   {facts['rollouts']}",
+        f"  rollouts:   {rollouts(facts['rollouts'])}",
         f"  cost:       ${facts['cost_usd']:.4f} recorded, ${facts['spent_usd']:.4f} spent live",
         f"  artifacts:  {facts['run_dir']}",
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gepa_cli.cli.app import app
 from gepa_cli.cli.cache import cache_app
+from gepa_cli.cli.container import container_app
 from gepa_cli.cli.events import events_app
 from gepa_cli.cli.gepa import gepa_app
 from gepa_cli.cli.gepa_run import register as _register_run_commands
@@ -16,6 +17,7 @@ _register_service_command()
 app.add_typer(gepa_app, name="gepa")
 app.add_typer(events_app, name="events")
 app.add_typer(cache_app, name="cache")
+app.add_typer(container_app, name="container")
 app.add_typer(workspace_app, name="workspace")
 app.command("query")(query)
 

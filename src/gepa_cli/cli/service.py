@@ -41,7 +41,7 @@ def service(
     ),
 ) -> None:
     """Serve the run queue over HTTP; workers run each request in a child process."""
-    from gepa_cli.service.server import build_settings, serve
+    from gepa_cli.service.server import build_settings, listen, serve
 
     settings = build_settings(
         db=db,
@@ -53,8 +53,9 @@ def service(
         lease_seconds=lease_seconds,
         data_dir=data_dir,
     )
+    sock = listen(bind)
     typer.echo(
         f"gepa-cli service on http://{bind} (db {settings.db_path}, {workers} worker(s))",
         err=True,
     )
-    serve(settings, bind)
+    serve(settings, sock)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from gepa_cli.config.models import GepaConfig
+from gepa_cli.config.models import APP_OBJECT, GepaConfig
 from gepa_cli.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -61,16 +61,24 @@ def load_config(
     path: str | Path,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    app_object: bool = False,
 ) -> GepaConfig:
     """Load and validate a config file.
 
     ``overrides`` maps dotted field names (``"cache.mode"``) to values from CLI flags;
-    they win over the environment overrides, which win over the file.
+    they win over the environment overrides, which win over the file. ``app_object``:
+    the container app is handed in from Python, so [container] names no url/app/command.
     """
     path = Path(path)
     raw = read_toml(path)
     return config_from_dict(
-        raw, base_dir=path.resolve().parent, source=str(path), overrides=overrides, environ=environ
+        raw,
+        base_dir=path.resolve().parent,
+        source=str(path),
+        overrides=overrides,
+        environ=environ,
+        app_object=app_object,
     )
 
 
@@ -81,6 +89,7 @@ def config_from_dict(
     source: str = "<config>",
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    app_object: bool = False,
 ) -> GepaConfig:
     reject_secrets(raw, source)
     data = _deep_copy(raw)
@@ -99,7 +108,7 @@ def config_from_dict(
         _set(data, dotted, _absolute(value) if dotted in PATH_FIELDS else value)
         origin[dotted] = "command-line flag"
     try:
-        config = GepaConfig.model_validate(data)
+        config = GepaConfig.model_validate(data, context={APP_OBJECT: app_object})
     except ValidationError as exc:
         raise _explain(exc, source, origin) from None
     cache = config.cache

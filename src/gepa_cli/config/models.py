@@ -15,16 +15,20 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from gepa_cli.engine.settings import RESERVATIONS
+from gepa_cli.contracts import AUTO, CONTRACTS
+from gepa_cli.engine.registry import names as strategy_names
+from gepa_cli.engine.settings import RESERVATIONS, ZERO_MEANS_UNLIMITED, ZERO_REFUSED, no_limit_hint
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_SEEDS = 1_000_000
+APP_OBJECT = "app_object"  # validation context: the container app is given as an object
 
 
 def parse_seeds(value: Any) -> Any:
@@ -90,7 +94,10 @@ class RunConfig(Section):
 class ContainerConfig(Section):
     url: str | None = None
     app: str | None = None
+    factory: bool = False  # app names a function that builds the app (as uvicorn --factory)
     command: list[str] | None = None
+    # which contract the container speaks; "auto" reads it from /metadata
+    contract: str = AUTO
     startup_timeout_seconds: PositiveFloat = 30.0
     request_timeout_seconds: PositiveFloat = 60.0
     max_concurrency: int = Field(default=8, ge=1, le=1024)
@@ -121,12 +128,28 @@ class ContainerConfig(Section):
             raise ValueError("command must name a program, e.g. ['python', 'serve.py']")
         return value
 
+    @field_validator("contract")
+    @classmethod
+    def _contract(cls, value: str) -> str:
+        if value not in (AUTO, *CONTRACTS):
+            choices = ", ".join(repr(name) for name in (AUTO, *CONTRACTS))
+            raise ValueError(f"{value!r} is not a known contract; use one of {choices}")
+        return value
+
     @model_validator(mode="after")
-    def _exactly_one_source(self) -> ContainerConfig:
+    def _exactly_one_source(self, info: ValidationInfo) -> ContainerConfig:
         given = [name for name in ("url", "app", "command") if getattr(self, name) is not None]
-        if len(given) != 1:
+        if info.context and info.context.get(APP_OBJECT):
+            # the app comes as an object from Python (GepaRun(..., app=...))
+            if given:
+                raise ValueError(
+                    f"an app object is given from Python, so {given[0]} must not be set too"
+                )
+        elif len(given) != 1:
             found = ", ".join(given) if given else "none"
             raise ValueError(f"exactly one of url, app, command must be set (found: {found})")
+        if self.factory and self.app is None:
+            raise ValueError('factory = true needs app = "module:function" (the factory)')
         return self
 
 
@@ -207,21 +230,34 @@ class ProposerConfig(Section):
         return self
 
 
+class PipelineWorkers(Section):
+    """How much overlapping iterations may have under way at once (timing only: these
+    never change a decision, so they may change on resume)."""
+
+    propose: int | None = Field(default=None, ge=1)  # proposer calls (default: K)
+    rollout: int | None = Field(default=None, ge=1)  # rollouts (default: max_concurrency)
+    evaluate: int | None = Field(default=None, ge=1)  # evaluation batches (default: no cap)
+
+
 class PipelineConfig(Section):
-    # Rollouts of one batch already run concurrently; overlapping whole iterations
-    # ("async_pipelined" in design.md) is not built, so it is refused rather than ignored.
-    mode: Literal["sync_serial"] = "sync_serial"
+    # "sync_serial": one iteration at a time. "async_pipelined": up to
+    # max_in_flight_candidates iterations overlap, deterministically (docs/pipeline.md).
+    mode: Literal["sync_serial", "async_pipelined"] = "sync_serial"
+    max_in_flight_candidates: int = Field(default=4, ge=1, le=256)
+    staleness_policy: Literal["full"] = "full"
+    workers: PipelineWorkers = Field(default_factory=PipelineWorkers)
 
 
 class GepaSettings(Section):
-    # budgets
-    max_total_rollouts: int | None = Field(default=None, ge=1)
-    max_train_rollouts: int | None = Field(default=None, ge=1)
+    # budgets; 0 means "no limit" for cost, tokens and wall time, and is refused for
+    # rollouts and proposals (where it would stop the run before it starts)
+    max_total_rollouts: int | None = Field(default=None, ge=0)
+    max_train_rollouts: int | None = Field(default=None, ge=0)
     max_heldout_rollouts: int | None = Field(default=None, ge=0)
-    max_cost_usd: float | None = Field(default=None, gt=0)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_wall_seconds: float | None = Field(default=None, gt=0)
-    max_proposals: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)
+    max_wall_seconds: float | None = Field(default=None, ge=0)
+    max_proposals: int | None = Field(default=None, ge=0)
     # reservations: what one unit of work is assumed to cost before it is dispatched
     est_cost_per_rollout_usd: float = Field(default=0.0, ge=0)
     est_cost_per_proposal_usd: float = Field(default=0.0, ge=0)
@@ -231,20 +267,19 @@ class GepaSettings(Section):
     est_seconds_per_proposal: float = Field(default=0.0, ge=0)
     # algorithm
     minibatch_size: int = Field(default=3, ge=1)
-    candidate_selector: Literal["pareto", "current_best", "epsilon_greedy", "top_k_pareto"] = (
-        "pareto"
-    )
+    # strategy choices: the names registered in the engine (engine/registry.py)
+    candidate_selector: str = "pareto"
     epsilon: float = Field(default=0.1, ge=0, le=1)
     top_k: int = Field(default=3, ge=1)
     frontier_type: Literal["instance", "objective", "hybrid"] = "instance"
-    acceptance: Literal["strict_improvement", "improvement_or_equal"] = "strict_improvement"
-    component_selector: Literal["round_robin", "all"] = "round_robin"
+    acceptance: str = "strict_improvement"
+    component_selector: str = "round_robin"
     # how an accepted child is validated: the whole set, or in stages that drop a child
     # as soon as it is clearly worse than its rivals (docs/events.md, validation.stage)
-    validation: Literal["full", "racing"] = "full"
+    validation: str = "full"
     # "validation_share": the minibatch grows so parent + child minibatch rollouts are a
     # fifth of one validation, never below minibatch_size
-    minibatch_schedule: Literal["fixed", "validation_share"] = "validation_share"
+    minibatch_schedule: str = "validation_share"
     use_merge: bool = False
     max_merge_invocations: int = Field(default=5, ge=0)
     merge_subsample_size: int = Field(default=5, ge=1)
@@ -256,6 +291,30 @@ class GepaSettings(Section):
     max_consecutive_proposer_failures: int = Field(default=5, ge=1)
     rollout_submission_mode: Literal["sync", "async"] = "sync"
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+
+    @field_validator(
+        "candidate_selector", "acceptance", "component_selector", "validation", "minibatch_schedule"
+    )
+    @classmethod
+    def _registered(cls, value: str, info: ValidationInfo) -> str:
+        allowed = strategy_names(str(info.field_name))
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not one of {', '.join(map(repr, allowed))}")
+        return value
+
+    @field_validator(*ZERO_REFUSED)
+    @classmethod
+    def _zero_refused(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value == 0:
+            raise ValueError(
+                f"0 would stop the run before it starts; {no_limit_hint(str(info.field_name))}"
+            )
+        return value
+
+    @field_validator(*ZERO_MEANS_UNLIMITED)
+    @classmethod
+    def _zero_unlimited(cls, value: float | None) -> float | None:
+        return None if value == 0 else value
 
     @model_validator(mode="after")
     def _budgets(self) -> GepaSettings:
@@ -275,7 +334,7 @@ class GepaSettings(Section):
             raise ValueError(
                 "no budget is set: give at least one of max_total_rollouts, max_train_rollouts, "
                 "max_cost_usd, max_tokens, max_wall_seconds, max_proposals, "
-                "stop_after_no_improvement"
+                "stop_after_no_improvement (0 for cost, tokens or wall time means no limit)"
             )
         for limit, per_rollout, per_proposal in RESERVATIONS:
             if getattr(self, limit) is None:

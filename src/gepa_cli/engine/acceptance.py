@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from gepa_cli.engine.registry import register
+
+if TYPE_CHECKING:
+    from gepa_cli.engine.settings import EngineSettings
 
 
 class AcceptanceRule(Protocol):
@@ -26,9 +31,11 @@ class ImprovementOrEqual:
         return sum(child_scores) >= sum(parent_scores)
 
 
-def make_acceptance(name: str) -> AcceptanceRule:
-    if name == "strict_improvement":
-        return StrictImprovement()
-    if name == "improvement_or_equal":
-        return ImprovementOrEqual()
-    raise ValueError(f"unknown acceptance rule {name!r}")
+@register("acceptance", StrictImprovement.name)
+def _strict(_settings: EngineSettings) -> AcceptanceRule:
+    return StrictImprovement()
+
+
+@register("acceptance", ImprovementOrEqual.name)
+def _or_equal(_settings: EngineSettings) -> AcceptanceRule:
+    return ImprovementOrEqual()

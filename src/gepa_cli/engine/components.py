@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from gepa_cli.engine.registry import register
 from gepa_cli.engine.state import Candidate
+
+if TYPE_CHECKING:
+    from gepa_cli.engine.settings import EngineSettings
 
 
 class ComponentSelector(Protocol):
@@ -12,6 +16,10 @@ class ComponentSelector(Protocol):
 
     def select(self, parent: Candidate, modules: list[str]) -> list[str]:
         """The modules to propose for; may advance the parent's round-robin position."""
+        ...
+
+    def most_per_iteration(self, modules: int) -> int:
+        """The most proposer calls one iteration makes (reserved before it starts)."""
         ...
 
 
@@ -23,6 +31,9 @@ class RoundRobinComponents:
         parent.next_component = (parent.next_component + 1) % len(modules)
         return [module]
 
+    def most_per_iteration(self, modules: int) -> int:
+        return 1
+
 
 class AllComponents:
     name = "all"
@@ -30,10 +41,15 @@ class AllComponents:
     def select(self, parent: Candidate, modules: list[str]) -> list[str]:
         return list(modules)
 
+    def most_per_iteration(self, modules: int) -> int:
+        return modules
 
-def make_component_selector(name: str) -> ComponentSelector:
-    if name == "round_robin":
-        return RoundRobinComponents()
-    if name == "all":
-        return AllComponents()
-    raise ValueError(f"unknown component selector {name!r}")
+
+@register("component_selector", RoundRobinComponents.name)
+def _round_robin(_settings: EngineSettings) -> ComponentSelector:
+    return RoundRobinComponents()
+
+
+@register("component_selector", AllComponents.name)
+def _all(_settings: EngineSettings) -> ComponentSelector:
+    return AllComponents()

@@ -1,13 +1,14 @@
-"""The end of a run: heldout scores for the seed and the best, then run.finished and
-the result. A run the proposer gives up on still emits run.finished (with the error),
-so its feed says how it ended."""
+"""The end of a run: heldout scores for the seed and the best, then the outcome record,
+emitted as run.finished and returned. A run the proposer gives up on still emits
+run.finished (with the error), so its feed says how it ended."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gepa_cli.engine import events as ev
 from gepa_cli.engine.budget import Work
+from gepa_cli.engine.outcome import RunOutcome
 from gepa_cli.engine.result import EngineResult
 
 if TYPE_CHECKING:
@@ -53,34 +54,11 @@ async def heldout(engine: GepaEngine, stopped_by: str) -> None:
         )
 
 
-def emit_finished(
-    engine: GepaEngine, stopped_by: str, *, error: str | None = None
-) -> dict[str, Any]:
+def outcome(engine: GepaEngine, stopped_by: str, *, error: str | None = None) -> RunOutcome:
     state = engine.state
     seed, best = state.candidates[0], state.best()
-    data: dict[str, Any] = {
-        "stopped_by": stopped_by,
-        "best_candidate_id": best.id,
-        "best_val_mean": best.val_mean,
-        "best_val_count": len(best.val_scores),
-        "seed_val_mean": seed.val_mean,
-        "seed_heldout_mean": state.heldout_means.get(seed.id),
-        "best_heldout_mean": state.heldout_means.get(best.id),
-        "num_candidates": len(state.candidates),
-        "iterations": state.counters.iteration,
-        "budget": state.ledger.summary(),
-    }
-    if error is not None:
-        data["error"] = error
-    engine.emitter.emit(ev.RUN_FINISHED, data)
-    return data
-
-
-def finish(engine: GepaEngine, stopped_by: str) -> EngineResult:
-    emit_finished(engine, stopped_by)
-    state = engine.state
-    seed, best = state.candidates[0], state.best()
-    return EngineResult(
+    return RunOutcome(
+        stopped_by=stopped_by,
         best_candidate_id=best.id,
         best_texts=dict(best.texts),
         best_val_mean=best.val_mean,
@@ -90,9 +68,19 @@ def finish(engine: GepaEngine, stopped_by: str) -> EngineResult:
         seed_heldout_mean=state.heldout_means.get(seed.id),
         best_heldout_mean=state.heldout_means.get(best.id),
         heldout_count=len(state.heldout_ids),
-        budget=state.ledger.summary(),
-        stopped_by=stopped_by,
         num_candidates=len(state.candidates),
         iterations=state.counters.iteration,
-        state=state,
+        budget=state.ledger.summary(),
+        error=error,
     )
+
+
+def emit_finished(engine: GepaEngine, stopped_by: str, *, error: str | None = None) -> RunOutcome:
+    """Fill the outcome record and emit it as ``run.finished``."""
+    record = outcome(engine, stopped_by, error=error)
+    engine.emitter.emit(ev.RUN_FINISHED, record.finished_event())
+    return record
+
+
+def finish(engine: GepaEngine, stopped_by: str) -> EngineResult:
+    return EngineResult.of(emit_finished(engine, stopped_by), engine.state)

@@ -19,9 +19,13 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gepa_cli.engine.validation import ScoreBatch, Screening, StageReport
+from gepa_cli.engine.registry import register
+from gepa_cli.engine.validation import ScoreBatch, Screening, StageReport, ValidationPolicy
+
+if TYPE_CHECKING:
+    from gepa_cli.engine.settings import EngineSettings
 
 FIRST_STAGE = 25  # examples in the first stage; each next stage doubles it
 DELTA = 0.05  # the chance one screen drops a child that is not worse than its rivals
@@ -127,3 +131,8 @@ class RacingValidation:
                     upper_bound=float(worst["upper_bound"]),
                 )
         return Screening(stage=len(sizes), scores=dict(sorted(scores.items())))
+
+
+@register("validation", RacingValidation.name)
+def _racing(_settings: EngineSettings) -> ValidationPolicy:
+    return RacingValidation()

@@ -1,20 +1,20 @@
 """A reflection iteration: the parent's traces on a minibatch go to the proposer, and
-the child it writes must beat the parent on that same minibatch before it costs a
-validation."""
+the child it writes is tested against the parent on that same minibatch; `admit`
+(admission.py) then decides, from that test, whether it costs a validation."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from gepa_cli.engine import events as ev
-from gepa_cli.engine.admission import register, screen, validate
+from gepa_cli.engine.admission import Proposal
 from gepa_cli.engine.budget import Work
+from gepa_cli.engine.context import StepContext
 from gepa_cli.engine.state import Candidate, MemoEntry, content_hash, proposal_id
 from gepa_cli.engine.types import ProposalRequest, ReflectiveRecord, Usage
 from gepa_cli.errors import ProposerError
-
-if TYPE_CHECKING:
-    from gepa_cli.engine.loop import GepaEngine
 
 KEPT_FAILURE_REASONS = 5
 
@@ -23,13 +23,65 @@ class ProposerGaveUp(Exception):
     """Raised out of an iteration so the loop, not the step, ends the run."""
 
 
-async def reflect(engine: GepaEngine) -> None:
-    s, state, counters = engine.settings, engine.state, engine.state.counters
-    iteration = counters.iteration
-    parent = state.by_id(engine.selector.select(state, s.frontier_type, engine.rng))
-    minibatch = engine.sampler.next_minibatch(engine.rng)
-    modules = engine.components.select(parent, state.target_modules)
-    engine.emitter.emit(
+@dataclass(frozen=True)
+class ReflectionPlan:
+    """What a reflection decided before any of its work ran: every draw from the RNG
+    and every change to the shared state happens here, so the work itself can run
+    later (or twice) without deciding anything that depends on when it runs."""
+
+    iteration: int
+    parent_id: str
+    minibatch: list[str]
+    components: list[str]
+    # the parent's round-robin position after this selection: the child inherits it
+    next_component: int
+    # numbered when the plan is made, if iterations overlap (else when each call is made)
+    proposal_ids: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "reflection",
+            "iteration": self.iteration,
+            "parent_id": self.parent_id,
+            "minibatch": list(self.minibatch),
+            "components": list(self.components),
+            "next_component": self.next_component,
+            "proposal_ids": None if self.proposal_ids is None else list(self.proposal_ids),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReflectionPlan:
+        ids = data["proposal_ids"]
+        return cls(
+            iteration=int(data["iteration"]),
+            parent_id=str(data["parent_id"]),
+            minibatch=[str(e) for e in data["minibatch"]],
+            components=[str(m) for m in data["components"]],
+            next_component=int(data["next_component"]),
+            proposal_ids=None if ids is None else [str(p) for p in ids],
+        )
+
+
+def plan_reflection(ctx: StepContext, iteration: int, *, number: bool = False) -> ReflectionPlan:
+    state, strategies = ctx.state, ctx.strategies
+    parent = state.by_id(strategies.selector.select(state, ctx.settings.frontier_type, ctx.rng))
+    minibatch = ctx.sampler.next_minibatch(ctx.rng)
+    modules = strategies.components.select(parent, state.target_modules)
+    ids = None
+    if number:
+        first = state.counters.proposals_made + 1
+        state.counters.proposals_made += len(modules)
+        ids = [proposal_id(first + k) for k in range(len(modules))]
+    return ReflectionPlan(iteration, parent.id, minibatch, modules, parent.next_component, ids)
+
+
+async def reflect(ctx: StepContext, plan: ReflectionPlan) -> Proposal | None:
+    """The child of this iteration with its minibatch test; None when there is none
+    (a perfect parent skipped, every proposal failed, or the texts were seen before)."""
+    s, state, counters = ctx.settings, ctx.state, ctx.state.counters
+    iteration, minibatch, modules = plan.iteration, plan.minibatch, plan.components
+    parent = state.by_id(plan.parent_id)
+    ctx.emitter.emit(
         ev.ITERATION_STARTED,
         {
             "iteration": iteration,
@@ -39,7 +91,7 @@ async def reflect(engine: GepaEngine) -> None:
             "components": list(modules),
         },
     )
-    before = await engine.evals.evaluate(
+    before = await ctx.evals.evaluate(
         parent.id,
         parent.content_hash,
         parent.texts,
@@ -52,26 +104,27 @@ async def reflect(engine: GepaEngine) -> None:
     parent_scores = [before[e].score for e in minibatch]
     if s.skip_perfect_score and all(x >= s.perfect_score for x in parent_scores):
         counters.consecutive_noops += 1
-        engine.emitter.emit(
+        ctx.emitter.emit(
             ev.ITERATION_SKIPPED,
             {"iteration": iteration, "parent_id": parent.id, "reason": "perfect_score"},
         )
-        return
-    records = [_record(engine, e, before[e]) for e in minibatch]
+        return None
+    records = [_record(ctx, e, before[e]) for e in minibatch]
     texts = dict(parent.texts)
     proposal_ids: list[str] = []
-    for module in modules:
-        new_text, pid = await _propose(engine, parent, module, records, iteration)
+    for index, module in enumerate(modules):
+        pid = None if plan.proposal_ids is None else plan.proposal_ids[index]
+        new_text, pid = await _propose(ctx, parent, module, records, iteration, pid)
         if new_text is not None:
             texts[module] = new_text
             proposal_ids.append(pid)
     if not proposal_ids:
-        return
+        return None
     digest = content_hash(texts)
     seen = state.seen_before(digest)
     if seen is not None:
         counters.consecutive_noops += 1
-        engine.emitter.emit(
+        ctx.emitter.emit(
             ev.CANDIDATE_DUPLICATE,
             {
                 "iteration": iteration,
@@ -81,9 +134,9 @@ async def reflect(engine: GepaEngine) -> None:
                 "reason": seen,
             },
         )
-        return
+        return None
     counters.consecutive_noops = 0
-    after = await engine.evals.evaluate(
+    after = await ctx.evals.evaluate(
         proposal_ids[0],
         digest,
         texts,
@@ -93,42 +146,32 @@ async def reflect(engine: GepaEngine) -> None:
         iteration=iteration,
     )
     child_scores = [after[e].score for e in minibatch]
-    verdict = {
-        "iteration": iteration,
-        "proposal_ids": proposal_ids,
-        "parent_id": parent.id,
-        "content_hash": digest,
-        "parent_sum": sum(parent_scores),
-        "child_sum": sum(child_scores),
-        "rule": engine.acceptance.name,
-    }
-    if not engine.acceptance.accepts(parent_scores, child_scores):
-        state.rejected_hashes.append(digest)
-        engine.emitter.emit(ev.CANDIDATE_REJECTED, verdict)
-        return
-    if not await screen(engine, proposal_ids[0], digest, texts, [parent.id]):
-        return
-    child = Candidate(
-        id=state.next_candidate_id(),
+    acceptance = ctx.strategies.acceptance
+    return Proposal(
+        origin="reflection",
+        eval_id=proposal_ids[0],
         texts=texts,
         content_hash=digest,
         parents=[parent.id],
-        origin="reflection",
         iteration=iteration,
-        next_component=parent.next_component,
+        next_component=plan.next_component,
+        passed=acceptance.accepts(parent_scores, child_scores),
+        verdict={
+            "iteration": iteration,
+            "proposal_ids": proposal_ids,
+            "parent_id": parent.id,
+            "content_hash": digest,
+            "parent_sum": sum(parent_scores),
+            "child_sum": sum(child_scores),
+            "rule": acceptance.name,
+        },
     )
-    engine.emitter.emit(ev.CANDIDATE_ACCEPTED, {**verdict, "candidate_id": child.id})
-    register(engine, child, proposal=proposal_ids[0])
-    await validate(engine, child)
-    state.merge.last_iteration_found_new = True
-    if s.use_merge and state.merge.tested + state.merge.due < s.max_merge_invocations:
-        state.merge.due += 1
 
 
-def _record(engine: GepaEngine, example_id: str, entry: MemoEntry) -> ReflectiveRecord:
+def _record(ctx: StepContext, example_id: str, entry: MemoEntry) -> ReflectiveRecord:
     return ReflectiveRecord(
         example_id=example_id,
-        inputs=engine.state.inputs.get(example_id, {}),
+        inputs=ctx.state.inputs.get(example_id, {}),
         output=entry.output,
         score=entry.score,
         feedback=entry.feedback,
@@ -136,25 +179,27 @@ def _record(engine: GepaEngine, example_id: str, entry: MemoEntry) -> Reflective
 
 
 async def _propose(
-    engine: GepaEngine,
+    ctx: StepContext,
     parent: Candidate,
     module: str,
     records: list[ReflectiveRecord],
     iteration: int,
+    pid: str | None,
 ) -> tuple[str | None, str]:
     """One proposer call; the new text, or None after recording why there is none."""
-    counters, ledger = engine.state.counters, engine.state.ledger
-    engine.evals.require(Work(proposals=1))
-    counters.proposals_made += 1
+    counters, ledger = ctx.state.counters, ctx.state.ledger
+    ctx.evals.require(Work(proposals=1))
+    if pid is None:
+        counters.proposals_made += 1
+        pid = proposal_id(counters.proposals_made)
     counters.proposals_since_improvement += 1
-    pid = proposal_id(counters.proposals_made)
     current = parent.texts[module]
     request = ProposalRequest(
         parent.id, module, current, dict(parent.texts), records, proposal_id=pid
     )
     usage = Usage()
     try:
-        answer = await engine.proposer.propose(request)
+        answer = await ctx.proposer.propose(request)
     except ProposerError as exc:
         ledger.record_proposal(usage)
         kind, reason = "error", exc.message
@@ -171,7 +216,7 @@ async def _propose(
             else:
                 counters.consecutive_failures = 0
                 counters.failure_reasons = []
-                engine.emitter.emit(
+                ctx.emitter.emit(
                     ev.PROPOSAL_COMPLETED,
                     {
                         "proposal_id": pid,
@@ -185,7 +230,7 @@ async def _propose(
                 return text, pid
     counters.consecutive_failures += 1
     counters.failure_reasons = [*counters.failure_reasons, reason][-KEPT_FAILURE_REASONS:]
-    engine.emitter.emit(
+    ctx.emitter.emit(
         ev.PROPOSAL_FAILED,
         {
             "proposal_id": pid,
@@ -198,13 +243,13 @@ async def _propose(
             "usage": usage.to_dict(),
         },
     )
-    if counters.consecutive_failures >= engine.settings.max_consecutive_proposer_failures:
+    if counters.consecutive_failures >= ctx.settings.max_consecutive_proposer_failures:
         raise ProposerGaveUp
     return None, pid
 
 
-def failure_message(engine: GepaEngine) -> str:
-    counters = engine.state.counters
+def failure_message(ctx: StepContext) -> str:
+    counters = ctx.state.counters
     return (
         f"the proposer failed {counters.consecutive_failures} times in a row "
         f"(latest: {'; '.join(counters.failure_reasons)})"

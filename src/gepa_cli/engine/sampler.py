@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
-
-
-class MinibatchSampler(Protocol):
-    def next_minibatch(self, rng: random.Random) -> list[str]: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
+from typing import Any
 
 
 class EpochShuffledSampler:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import random
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from gepa_cli.engine.frontier import compute_frontier, front_counts, remove_dominated
+from gepa_cli.engine.frontier import front_counts, remove_dominated
+from gepa_cli.engine.registry import register
 from gepa_cli.engine.state import EngineState
+
+if TYPE_CHECKING:
+    from gepa_cli.engine.settings import EngineSettings
 
 
 class CandidateSelector(Protocol):
@@ -24,7 +28,7 @@ def _means(state: EngineState) -> dict[str, float]:
 def _pareto_draw(
     state: EngineState, frontier_type: str, rng: random.Random, allowed: set[str] | None
 ) -> str:
-    frontier, _ = compute_frontier(state.candidates, frontier_type)
+    frontier, _ = state.frontier_index(frontier_type).frontier()
     if allowed is not None:
         frontier = {k: [c for c in ids if c in allowed] for k, ids in frontier.items()}
         frontier = {k: ids for k, ids in frontier.items() if ids}
@@ -74,13 +78,21 @@ class EpsilonGreedySelector:
         return state.best().id
 
 
-def make_selector(name: str, *, epsilon: float, top_k: int) -> CandidateSelector:
-    if name == "pareto":
-        return ParetoSelector()
-    if name == "top_k_pareto":
-        return TopKParetoSelector(top_k)
-    if name == "current_best":
-        return CurrentBestSelector()
-    if name == "epsilon_greedy":
-        return EpsilonGreedySelector(epsilon)
-    raise ValueError(f"unknown candidate selector {name!r}")
+@register("candidate_selector", ParetoSelector.name)
+def _pareto(_settings: EngineSettings) -> CandidateSelector:
+    return ParetoSelector()
+
+
+@register("candidate_selector", CurrentBestSelector.name)
+def _current_best(_settings: EngineSettings) -> CandidateSelector:
+    return CurrentBestSelector()
+
+
+@register("candidate_selector", EpsilonGreedySelector.name)
+def _epsilon_greedy(settings: EngineSettings) -> CandidateSelector:
+    return EpsilonGreedySelector(settings.epsilon)
+
+
+@register("candidate_selector", TopKParetoSelector.name)
+def _top_k_pareto(settings: EngineSettings) -> CandidateSelector:
+    return TopKParetoSelector(settings.top_k)

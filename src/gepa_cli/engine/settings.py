@@ -7,29 +7,28 @@ frozen dataclass with the same field names and re-checks the few rules it relies
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gepa_cli.engine.registry import KINDS, Named, build, choice_name, names
 from gepa_cli.errors import ConfigError
 
-CANDIDATE_SELECTORS = ("pareto", "current_best", "epsilon_greedy", "top_k_pareto")
 FRONTIER_TYPES = ("instance", "objective", "hybrid")
-ACCEPTANCE_RULES = ("strict_improvement", "improvement_or_equal")
-COMPONENT_SELECTORS = ("round_robin", "all")
-VALIDATION_POLICIES = ("full", "racing")
-MINIBATCH_SCHEDULES = ("fixed", "validation_share")
-# under "validation_share", the parent and child minibatch evaluations together cost
-# this share of one validation (so a proposal is not starved of evidence next to it)
-VALIDATION_SHARE = 0.2
+PIPELINE_MODES = ("sync_serial", "async_pipelined")
+# What becomes of a child whose parent was superseded while it was in flight: "full"
+# compares it with its own parent on the same minibatch, as the serial loop does.
+STALENESS_POLICIES = ("full",)
+# Settings of overlapping iterations: written into the feed only when they apply.
+PIPELINE_FIELDS = ("pipeline_mode", "max_in_flight_candidates", "staleness_policy")
 # Fields added after run.started's settings were fixed: written only when they differ
 # from the value that keeps the old behaviour, so older feeds stay byte-identical.
 LATER_FIELDS = {"minibatch_schedule": "fixed"}
 
-# Fields a resumed run may change (raise a budget to continue); every other field
-# decides the search itself and must match the checkpoint.
-BUDGET_FIELDS = frozenset(
+# The one rule of what a resumed run may change: how far it may go (budgets, stop
+# rules, how hard to try before giving up) and the estimates its reservations use.
+# Every other field decides the search itself and must match the checkpoint.
+RESUMABLE_FIELDS = frozenset(
     {
         "max_total_rollouts",
         "max_train_rollouts",
@@ -38,10 +37,28 @@ BUDGET_FIELDS = frozenset(
         "max_tokens",
         "max_wall_seconds",
         "max_proposals",
+        "est_cost_per_rollout_usd",
+        "est_cost_per_proposal_usd",
+        "est_tokens_per_rollout",
+        "est_tokens_per_proposal",
+        "est_seconds_per_rollout",
+        "est_seconds_per_proposal",
         "stop_after_no_improvement",
         "stop_at_score",
+        "max_consecutive_proposer_failures",
+        "max_consecutive_noop_iterations",
     }
 )
+
+# Limits where 0 means "no limit" (as in the config shape this tool follows), and
+# limits where 0 would stop the run before it starts, so it is refused with the way
+# to say "no limit" instead.
+ZERO_MEANS_UNLIMITED = ("max_cost_usd", "max_tokens", "max_wall_seconds")
+ZERO_REFUSED = ("max_total_rollouts", "max_train_rollouts", "max_proposals")
+
+
+def no_limit_hint(name: str) -> str:
+    return f"to run without this limit, leave {name} out of [gepa]"
 
 
 # A limit on cost, tokens or time can only be honoured before dispatch when the work
@@ -72,19 +89,23 @@ class EngineSettings:
     est_seconds_per_proposal: float = 0.0
     # algorithm
     minibatch_size: int = 3
-    candidate_selector: str = "pareto"
+    candidate_selector: str | Named = "pareto"
     epsilon: float = 0.1
     top_k: int = 3
     frontier_type: str = "instance"
-    acceptance: str = "strict_improvement"
-    component_selector: str = "round_robin"
-    validation_policy: str = "full"
-    minibatch_schedule: str = "fixed"
+    acceptance: str | Named = "strict_improvement"
+    component_selector: str | Named = "round_robin"
+    validation_policy: str | Named = "full"
+    minibatch_schedule: str | Named = "fixed"
     use_merge: bool = False
     max_merge_invocations: int = 5
     merge_subsample_size: int = 5
     skip_perfect_score: bool = True
     perfect_score: float = 1.0
+    # overlapping iterations (pipeline.py)
+    pipeline_mode: str = "sync_serial"
+    max_in_flight_candidates: int = 4
+    staleness_policy: str = "full"
     # stop rules
     stop_after_no_improvement: int | None = None
     stop_at_score: float | None = None
@@ -93,6 +114,9 @@ class EngineSettings:
     max_consecutive_noop_iterations: int = 25
 
     def __post_init__(self) -> None:
+        for name in ZERO_MEANS_UNLIMITED:
+            if getattr(self, name) == 0:
+                object.__setattr__(self, name, None)
         self._check()
 
     @classmethod
@@ -104,39 +128,74 @@ class EngineSettings:
         if "validation" in values:
             # the config spells it [gepa] validation
             values.setdefault("validation_policy", values.pop("validation"))
+        pipeline = values.pop("pipeline", None)
+        if isinstance(pipeline, Mapping):
+            # the config's [gepa.pipeline] table
+            values.setdefault("pipeline_mode", pipeline.get("mode", "sync_serial"))
+            for key in ("max_in_flight_candidates", "staleness_policy"):
+                if key in pipeline:
+                    values.setdefault(key, pipeline[key])
         return cls(**{key: value for key, value in values.items() if key in names})
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for field_name in KINDS.values():
+            data[field_name] = choice_name(data[field_name])
         for name, default in LATER_FIELDS.items():
             if data[name] == default:
                 del data[name]
+        if self.pipeline_mode == "sync_serial":
+            for name in PIPELINE_FIELDS:
+                del data[name]
         return data
+
+    def strategy(self, kind: str) -> Any:
+        """The strategy object this settings' choice of ``kind`` stands for."""
+        return build(kind, getattr(self, KINDS[kind]), self)
 
     def minibatch_for(self, val_size: int) -> int:
         """The minibatch size the sampler uses (before capping at the train size)."""
-        if self.minibatch_schedule == "validation_share":
-            return max(self.minibatch_size, math.ceil(VALIDATION_SHARE * val_size / 2))
-        return self.minibatch_size
+        size: int = self.strategy("minibatch_schedule").size(self.minibatch_size, val_size)
+        return size
 
     def _check(self) -> None:
-        choices = (
-            ("candidate_selector", CANDIDATE_SELECTORS),
-            ("frontier_type", FRONTIER_TYPES),
-            ("acceptance", ACCEPTANCE_RULES),
-            ("component_selector", COMPONENT_SELECTORS),
-            ("validation_policy", VALIDATION_POLICIES),
-            ("minibatch_schedule", MINIBATCH_SCHEDULES),
-        )
-        for name, allowed in choices:
-            value = getattr(self, name)
-            if value not in allowed:
+        for kind, field_name in KINDS.items():
+            value = getattr(self, field_name)
+            allowed = names(kind)
+            if isinstance(value, str):
+                if value not in allowed:
+                    raise ConfigError(
+                        f"[gepa] {field_name} = {value!r} is not supported",
+                        hint=f"use one of {', '.join(allowed)}",
+                    )
+            elif not isinstance(getattr(value, "name", None), str):
                 raise ConfigError(
-                    f"[gepa] {name} = {value!r} is not supported",
+                    f"[gepa] {field_name} must be a name or a strategy with a name",
+                    hint=f"use one of {', '.join(allowed)}, or give the object a name",
+                )
+        for name, allowed in (
+            ("pipeline_mode", PIPELINE_MODES),
+            ("staleness_policy", STALENESS_POLICIES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"[gepa] {name} = {getattr(self, name)!r} is not supported",
                     hint=f"use one of {', '.join(allowed)}",
+                )
+        if self.frontier_type not in FRONTIER_TYPES:
+            raise ConfigError(
+                f"[gepa] frontier_type = {self.frontier_type!r} is not supported",
+                hint=f"use one of {', '.join(FRONTIER_TYPES)}",
+            )
+        for name in ZERO_REFUSED:
+            if getattr(self, name) == 0:
+                raise ConfigError(
+                    f"[gepa] {name} = 0 would stop the run before it starts",
+                    hint=no_limit_hint(name),
                 )
         positive = (
             "minibatch_size",
+            "max_in_flight_candidates",
             "top_k",
             "merge_subsample_size",
             "max_consecutive_proposer_failures",
@@ -160,6 +219,6 @@ class EngineSettings:
                     )
 
     def changed_search_fields(self, other: EngineSettings) -> list[str]:
-        """Fields outside the budgets that differ: a resume cannot change these."""
+        """Fields outside `RESUMABLE_FIELDS` that differ: a resume cannot change these."""
         mine, theirs = self.to_dict(), other.to_dict()
-        return sorted(k for k in mine if k not in BUDGET_FIELDS and mine[k] != theirs[k])
+        return sorted(k for k in mine if k not in RESUMABLE_FIELDS and mine.get(k) != theirs.get(k))

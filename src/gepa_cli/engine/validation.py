@@ -11,7 +11,12 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gepa_cli.engine.registry import register
+
+if TYPE_CHECKING:
+    from gepa_cli.engine.settings import EngineSettings
 
 # evaluate the child on these validation ids -> example id -> score
 ScoreBatch = Callable[[Sequence[str]], Awaitable[Mapping[str, float]]]
@@ -74,11 +79,6 @@ class FullValidation:
         return Screening()
 
 
-def make_validation_policy(name: str) -> ValidationPolicy:
-    if name == "full":
-        return FullValidation()
-    if name == "racing":
-        from gepa_cli.engine.racing import RacingValidation
-
-        return RacingValidation()
-    raise ValueError(f"unknown validation policy {name!r}")
+@register("validation", FullValidation.name)
+def _full(_settings: EngineSettings) -> ValidationPolicy:
+    return FullValidation()

@@ -14,10 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from gepa_cli.artifacts import write_bytes_atomic
-
-STOP_FILE = "STOP"
-
+from gepa_cli.artifacts import layout, write_bytes_atomic
 
 STOP_REASONS = ("stop_file", "cancelled", "paused")
 
@@ -26,7 +23,7 @@ def request_stop(run_dir: Path, reason: str = "stop_file") -> Path:
     """Ask the run writing ``run_dir`` to stop at its next safe point."""
     if reason not in STOP_REASONS:
         raise ValueError(f"unknown stop reason {reason!r}")
-    stop_file = run_dir / STOP_FILE
+    stop_file = run_dir / layout.STOP
     # atomic, so a run polling the file never reads it half-written (and empty)
     write_bytes_atomic(stop_file, (reason + "\n").encode("utf-8"))
     return stop_file
@@ -49,7 +46,7 @@ class RunControl:
         elapsed_before: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._stop_file = run_dir / STOP_FILE
+        self._stop_file = run_dir / layout.STOP
         self._clock = clock
         self._started = clock()
         self._elapsed_before = elapsed_before

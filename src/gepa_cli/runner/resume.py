@@ -5,18 +5,31 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import orjson
 from pydantic import ValidationError
 
-from gepa_cli.artifacts import RunDirectory, lock_status
+from gepa_cli.artifacts import LedgerOffset, RunDirectory, lock_status
+from gepa_cli.artifacts.schema import (
+    CHECKPOINT_FORMAT,
+    CheckpointDoc,
+    Manifest,
+    Record,
+    ResolvedConfigDoc,
+    RolloutRow,
+    RunnerState,
+    StateChange,
+    parse_document,
+    read_rows,
+)
 from gepa_cli.config import GepaConfig, load_config
+from gepa_cli.engine import MemoEntry
+from gepa_cli.engine.settings import RESUMABLE_FIELDS
 from gepa_cli.errors import ResumeError
-from gepa_cli.runner.recorder import CHECKPOINT_FORMAT
 
 # Fields that may differ on resume: where things are and how hard to try, never what is
-# optimized or how. Budgets may grow; the engine refuses any other settings change too.
+# optimized or how. The [gepa] part is the engine's own rule (RESUMABLE_FIELDS), which
+# it enforces again on the checkpoint, so the two can never disagree.
 MAY_CHANGE = (
     "run.run_id",
     "run.output_dir",
@@ -29,13 +42,18 @@ MAY_CHANGE = (
     "proposer.api_key_env",
     "proposer.timeout_seconds",
     "proposer.retries",
-    "gepa.max_*",
-    "gepa.est_*",
-    "gepa.stop_after_no_improvement",
-    "gepa.stop_at_score",
-    "gepa.max_consecutive_proposer_failures",
+    *(f"gepa.{name}" for name in sorted(RESUMABLE_FIELDS)),
     "gepa.rollout_submission_mode",
+    "gepa.pipeline.workers.*",
 )
+
+M = TypeVar("M", bound=Record)
+
+
+class _Format(Record):
+    """Only the format of a checkpoint: checked before the rest is read."""
+
+    format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,32 +62,51 @@ class ResumePoint:
     config: GepaConfig
     config_path: Path | None
     base_dir: Path
-    snapshot: dict[str, Any]
-    ledgers: dict[str, Any]
-    runner: dict[str, Any]
+    checkpoint: CheckpointDoc
+    # the manifest of the run's last stop, if it stopped (or failed) rather than crashed
+    manifest: Manifest | None = None
+
+    @property
+    def snapshot(self) -> dict[str, Any]:
+        return self.checkpoint.engine
+
+    @property
+    def ledgers(self) -> dict[str, LedgerOffset]:
+        return self.checkpoint.ledgers
+
+    @property
+    def runner(self) -> RunnerState:
+        return self.checkpoint.runner
 
     @property
     def started_at(self) -> str:
-        return str(self.runner.get("started_at", ""))
+        return self.runner.started_at
 
     @property
-    def state_history(self) -> list[dict[str, Any]]:
-        return list(self.runner.get("state_history", []))
+    def state_history(self) -> list[StateChange]:
+        """The run's states so far. The checkpoint's list ends before the run stopped
+        and the manifest's after it; each written list holds every earlier one, so the
+        longer is the later."""
+        history = self.runner.state_history
+        if self.manifest is not None and len(self.manifest.state_history) > len(history):
+            history = self.manifest.state_history
+        return list(history)
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
+def _raw(path: Path, what: str) -> bytes:
     try:
-        data = orjson.loads(path.read_bytes())
+        return path.read_bytes()
     except FileNotFoundError:
         raise ResumeError(
             f"{path} does not exist",
             hint=f"{what}; a run can only be resumed after its first checkpoint",
         ) from None
-    except orjson.JSONDecodeError as exc:
-        raise ResumeError(f"{path} is not valid JSON ({exc})", hint="start a new run") from None
-    if not isinstance(data, dict):
-        raise ResumeError(f"{path} is not a JSON object", hint="start a new run")
-    return data
+    except OSError as exc:
+        raise ResumeError(f"cannot read {path}: {exc.strerror}", hint="check the path") from None
+
+
+def _read(path: Path, model: type[M], what: str) -> M:
+    return parse_document(path, _raw(path, what), model, error=ResumeError, hint="start a new run")
 
 
 def load_resume_point(root: Path, config_path: Path | None = None) -> ResumePoint:
@@ -80,31 +117,33 @@ def load_resume_point(root: Path, config_path: Path | None = None) -> ResumePoin
         raise ResumeError(
             f"run {run_dir.run_id} is still running", hint="stop it first with `gepa-cli gepa stop`"
         )
-    manifest_path = run_dir.manifest
-    if manifest_path.exists():
-        state = _read_json(manifest_path, "the manifest is missing").get("state")
-        if state == "finished":
+    manifest = None
+    if run_dir.manifest.exists():
+        manifest = _read(run_dir.manifest, Manifest, "the manifest is missing")
+        if manifest.state == "finished":
             raise ResumeError(
                 f"run {run_dir.run_id} already finished", hint="start a new run to go further"
             )
-    checkpoint = _read_json(run_dir.checkpoint, "the run never reached a checkpoint")
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+    path = run_dir.checkpoint
+    raw = _raw(path, "the run never reached a checkpoint")
+    found = parse_document(path, raw, _Format, error=ResumeError, hint="start a new run").format
+    if found != CHECKPOINT_FORMAT:
         raise ResumeError(
-            f"{run_dir.checkpoint} has format {checkpoint.get('format')!r}, "
-            f"expected {CHECKPOINT_FORMAT!r}",
+            f"{path} has format {found!r}, expected {CHECKPOINT_FORMAT!r}",
             hint="resume it with the gepa-cli version that wrote it",
         )
-    resolved = _read_json(run_dir.config_resolved, "the run directory is incomplete")
+    checkpoint = parse_document(path, raw, CheckpointDoc, error=ResumeError, hint="start a new run")
+    resolved = _read(run_dir.config_resolved, ResolvedConfigDoc, "the run directory is incomplete")
     try:
-        recorded = GepaConfig.model_validate(resolved["config"])
-    except (KeyError, ValidationError) as exc:
+        recorded = GepaConfig.model_validate(resolved.config)
+    except ValidationError as exc:
         raise ResumeError(
             f"{run_dir.config_resolved} does not hold a valid config ({exc})",
             hint="the run directory is damaged; start a new run",
         ) from None
     source = config_path
-    if source is None and resolved.get("config_path"):
-        candidate = Path(str(resolved["config_path"]))
+    if source is None and resolved.config_path:
+        candidate = Path(resolved.config_path)
         source = candidate if candidate.exists() else None
     config = recorded
     if source is not None:
@@ -115,7 +154,7 @@ def load_resume_point(root: Path, config_path: Path | None = None) -> ResumePoin
         check_compatible(recorded, current, source)
         config = current
     # the run's own base dir, unless the user hands in another config file to go on with
-    recorded_base = resolved.get("base_dir")
+    recorded_base = resolved.base_dir
     if config_path is not None or not recorded_base:
         base_dir = (source or root).resolve().parent
     else:
@@ -125,9 +164,8 @@ def load_resume_point(root: Path, config_path: Path | None = None) -> ResumePoin
         config=config,
         config_path=source,
         base_dir=base_dir,
-        snapshot=dict(checkpoint.get("engine") or {}),
-        ledgers=dict(checkpoint.get("ledgers") or {}),
-        runner=dict(checkpoint.get("runner") or {}),
+        checkpoint=checkpoint,
+        manifest=manifest,
     )
 
 
@@ -154,3 +192,31 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
             flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
         return flat
     return {prefix: node}
+
+
+def memo_from_rollouts(path: Path) -> dict[str, dict[str, MemoEntry]]:
+    """The engine's memo as the rollout ledger records it (call it once the ledger is
+    cut back to the checkpoint): per content hash and example, the first charged
+    result, which is the one the engine kept. Rows fetched ahead and never used
+    (``discarded``) were charged but never remembered."""
+    memo: dict[str, dict[str, MemoEntry]] = {}
+    for number, row in read_rows(path, RolloutRow, error=ResumeError):
+        if row.discarded:
+            continue
+        if row.content_hash is None:
+            raise ResumeError(
+                f"{path} line {number} has no content_hash, but the checkpoint relies on it",
+                hint="the ledger was written by another version or edited; start a new run",
+            )
+        memo.setdefault(row.content_hash, {}).setdefault(
+            row.example_id,
+            MemoEntry(
+                score=row.score,
+                status=row.status,
+                output=row.output,
+                feedback=row.feedback or "",
+                objectives=dict(row.objectives),
+                error=row.error,
+            ),
+        )
+    return memo

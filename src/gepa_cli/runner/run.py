@@ -19,13 +19,15 @@ from gepa_cli.artifacts import (
     write_manifest,
 )
 from gepa_cli.artifacts.events import utc_now
+from gepa_cli.artifacts.schema import CacheProfileDoc, ResolvedConfigDoc, RunnerState
 from gepa_cli.config import GepaConfig, load_config
-from gepa_cli.engine import EngineResult, EngineSettings, GepaEngine
+from gepa_cli.engine import EngineResult, EngineSettings, GepaEngine, Lanes, MemoEntry
 from gepa_cli.errors import CancelledError, ConfigError, GepaCliError
 from gepa_cli.runner.control import RunControl
-from gepa_cli.runner.manifest import manifest_fields
+from gepa_cli.runner.feed import FeedIndex
+from gepa_cli.runner.manifest import build_manifest
 from gepa_cli.runner.recorder import EventListener, RunRecorder, Spend
-from gepa_cli.runner.resume import ResumePoint, load_resume_point
+from gepa_cli.runner.resume import ResumePoint, load_resume_point, memo_from_rollouts
 from gepa_cli.runtime.cache import FileResponseCache, make_response_cache, restore_profile
 from gepa_cli.runtime.container import ContainerSession
 from gepa_cli.runtime.proposers import build_proposer
@@ -87,7 +89,17 @@ class GepaRun:
         config_path: Path | None = None,
         base_dir: Path | None = None,
         resume_from: ResumePoint | None = None,
+        app: Any = None,
     ) -> None:
+        """``app``: an ASGI app object to serve in-process as the container, in place of
+        [container] url/app/command (load such a config with ``app_object=True``)."""
+        container = config.container
+        if app is not None and (container.url or container.app or container.command):
+            raise ConfigError(
+                "an app object is given to GepaRun, and [container] also names a container",
+                hint="remove url/app/command from [container], or do not pass app=",
+            )
+        self.app = app
         self.config = config
         self.config_path = config_path
         self.base_dir = base_dir or (config_path.resolve().parent if config_path else Path.cwd())
@@ -96,7 +108,7 @@ class GepaRun:
         self._live_stats: tuple[FileResponseCache, Spend] | None = None
 
     @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> GepaRun:
+    def from_toml(cls, path: str | Path, *, app: Any = None, **overrides: Any) -> GepaRun:
         unknown = sorted(set(overrides) - set(OVERRIDE_FIELDS))
         if unknown:
             raise ConfigError(
@@ -104,7 +116,8 @@ class GepaRun:
             )
         dotted = {OVERRIDE_FIELDS[key]: value for key, value in overrides.items()}
         path = Path(path).resolve()
-        return cls(load_config(path, overrides=dotted), config_path=path)
+        config = load_config(path, overrides=dotted, app_object=app is not None)
+        return cls(config, config_path=path, app=app)
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, config_path: str | Path | None = None) -> GepaRun:
@@ -154,7 +167,7 @@ class GepaRun:
             started_at, history = utc_now(), StateHistory()
         else:
             run_dir, started_at = point.run_dir, point.started_at
-            history = StateHistory.from_list(point.state_history)
+            history = StateHistory(point.state_history)
         lock = run_dir.run_lock()
         lock.acquire()
         history.enter("running")
@@ -167,36 +180,38 @@ class GepaRun:
             config=self.config_path,
         )
         if point is None:
-            run_dir.write_json(
-                "config.resolved.json",
-                {
-                    "config_path": str(self.config_path) if self.config_path else None,
-                    "base_dir": str(self.base_dir),
-                    "config": config.resolved_dict(),
-                },
+            resolved = ResolvedConfigDoc(
+                config_path=str(self.config_path) if self.config_path else None,
+                base_dir=str(self.base_dir),
+                config=config.resolved_dict(),
             )
+            run_dir.write_document(run_dir.config_resolved, resolved)
         cache = make_response_cache(config.cache)
         spend = Spend()
         if point is not None:
-            spend = Spend.from_dict(point.runner.get("spend", {}))
-            restore_profile(cache, point.runner.get("cache_profile"))
+            spend = Spend(point.runner.spend)
+            saved_profile = point.runner.cache_profile
+            restore_profile(cache, saved_profile.dump() if saved_profile is not None else None)
         self._live_stats = (cache, spend)
         ledgers = run_dir.open_ledgers(resume_from=point.ledgers if point else None)
+        feed = FeedIndex()
+        if point is not None:
+            feed.fold_file(run_dir.events)  # already cut back to the checkpoint
         control = RunControl(
             run_dir.root,
-            elapsed_before=float(point.runner.get("elapsed_seconds", 0.0)) if point else 0.0,
+            elapsed_before=point.runner.elapsed_seconds if point else 0.0,
         )
         opened = _OpenRun(run_dir, started_at, history, registry, lock, cache, spend, control)
 
-        def runner_state() -> dict[str, Any]:
-            return {
-                "run_id": opened.run_id,
-                "started_at": started_at,
-                "elapsed_seconds": control.elapsed_seconds(),
-                "spend": spend.to_dict(),
-                "cache_profile": cache.profile.to_dict(),
-                "state_history": history.to_list(),
-            }
+        def runner_state() -> RunnerState:
+            return RunnerState(
+                run_id=opened.run_id,
+                started_at=started_at,
+                elapsed_seconds=control.elapsed_seconds(),
+                spend=spend.to_doc(),
+                cache_profile=CacheProfileDoc.model_validate(cache.profile.to_dict()),
+                state_history=list(history.changes),
+            )
 
         opened.recorder = RunRecorder(
             run_dir,
@@ -205,6 +220,7 @@ class GepaRun:
             spend=spend,
             runner_state=runner_state,
             listeners=tuple(self.listeners),
+            feed=feed,
         )
         return opened
 
@@ -214,39 +230,45 @@ class GepaRun:
         """Close the ledgers and write the files that describe the end: last of all the
         manifest, whose digests cover everything else."""
         run_dir, recorder = opened.run_dir, opened.recorder
+        finished = recorder.feed.finished
         if result is not None:
             stopped_by: str | None = result.stopped_by
         elif isinstance(error, CancelledError):
             stopped_by = opened.control.stop_requested() or "interrupted"
+        elif finished is not None:
+            stopped_by = str(finished["stopped_by"])
         else:
-            stopped_by = recorder.finished_stopped_by or (error.error_code if error else None)
+            stopped_by = error.error_code if error else None
         if error is None and stopped_by in INTERRUPTS:
             error = CancelledError(
                 f"run {opened.run_id} stopped at a safe point after a signal ({stopped_by})",
                 hint=f"continue it with `gepa-cli gepa resume {run_dir.root}`",
             )
         state = _final_state(stopped_by, error)
+        outcome = result.outcome if result is not None else recorder.outcome(stopped_by or state)
         recorder.flush_unsettled()
         recorder.write_frontier()
-        run_dir.write_json("cache_profile.json", opened.cache.profile.to_dict())
+        run_dir.write_document(
+            run_dir.cache_profile, CacheProfileDoc.model_validate(opened.cache.profile.to_dict())
+        )
         recorder.ledgers.close()
         run_dir.write_normalized_events()
         opened.history.enter(state)
-        fields = manifest_fields(
+        manifest = build_manifest(
             run_id=opened.run_id,
             config=self.config,
             config_path=str(self.config_path) if self.config_path else None,
             started_at=opened.started_at,
             finished_at=utc_now(),
-            state=state,
+            history=opened.history,
             stopped_by=stopped_by,
-            result=result,
+            outcome=outcome,
             spend=opened.spend,
             budget=recorder.last_budget,
             error=error,
-            finished=recorder.outcome(),
+            listener_errors=recorder.listener_errors,
         )
-        manifest = write_manifest(run_dir.root, fields, opened.history)
+        written = write_manifest(run_dir.root, manifest)
         opened.registry.record(
             opened.run_id,
             run_dir.root,
@@ -258,13 +280,23 @@ class GepaRun:
         opened.lock.release()
         if error is not None:
             raise error
-        return RunResult(run_dir.root, manifest)
+        return RunResult(run_dir.root, written.dump())
 
     async def _run_engine(self, opened: _OpenRun) -> EngineResult:
         config, point = self.config, self.resume_point
         cache, recorder, control = opened.cache, opened.recorder, opened.control
         run_dir = opened.run_dir
         settings = EngineSettings.from_mapping(config.gepa.model_dump())
+        workers = config.gepa.pipeline.workers
+        lanes = Lanes(
+            propose=workers.propose or settings.max_in_flight_candidates,
+            evaluate=workers.evaluate,
+        )
+        if workers.rollout is not None:
+            container = config.container.model_copy(
+                update={"max_concurrency": min(config.container.max_concurrency, workers.rollout)}
+            )
+            config = config.model_copy(update={"container": container})
         session = ContainerSession(
             config,
             cache,
@@ -272,6 +304,7 @@ class GepaRun:
             log_dir=run_dir.root,
             live=config.cache.mode != "readonly",
             install_signal_handlers=False,
+            app=self.app,
         )
         async with session:
             evaluator = recorder.recording_evaluator(session.evaluator())
@@ -280,6 +313,8 @@ class GepaRun:
                 f"proposer.{config.proposer.backend}",
             )
             if point is not None:
+                state = point.snapshot.get("state") or {}
+                memo = None if state.get("memo") is not None else opened.memo()
                 engine = GepaEngine.restore(
                     point.snapshot,
                     evaluator,
@@ -288,6 +323,9 @@ class GepaRun:
                     control,
                     recorder,
                     settings=settings,
+                    rollouts=recorder,
+                    lanes=lanes,
+                    memo=memo,
                 )
             else:
                 hs = session.handshake
@@ -304,6 +342,10 @@ class GepaRun:
                     seed_texts=hs.seed_texts,
                     target_modules=list(hs.target_modules),
                     rng_seed=config.run.seed,
+                    rollouts=recorder,
+                    lanes=lanes,
+                    # every rollout is in rollouts.jsonl, which resume rebuilds it from
+                    memo_in_checkpoint=False,
                 )
             return await engine.run()
 
@@ -333,6 +375,10 @@ class _OpenRun:
         self.cache = cache
         self.spend = spend
         self.control = control
+
+    def memo(self) -> dict[str, dict[str, MemoEntry]]:
+        # the ledger was cut back to the checkpoint when it was opened
+        return memo_from_rollouts(self.run_dir.rollouts)
 
 
 def _final_state(stopped_by: str | None, error: GepaCliError | None) -> str:

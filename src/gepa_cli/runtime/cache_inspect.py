@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import orjson
 from pydantic import BaseModel, Field
 
+from gepa_cli.artifacts import layout
 from gepa_cli.artifacts.atomic import is_temp_file
-from gepa_cli.errors import CacheError
+from gepa_cli.artifacts.schema import CacheProfileDoc, read_document
+from gepa_cli.errors import CacheError, GepaCliError
 from gepa_cli.runtime.cache import KEY, load_entry
-
-PROFILE_NAME = "cache_profile.json"
 
 
 class BoundaryStats(BaseModel):
@@ -66,26 +64,19 @@ def _read_profiles(runs_dir: Path, report: CacheInspection, namespace: str | Non
     if not runs_dir.is_dir():
         return
     # runs/<run_id>/cache_profile.json; deeper trees (workspaces of workspaces) too
-    for file in sorted(runs_dir.rglob(PROFILE_NAME)):
+    for file in sorted(runs_dir.rglob(layout.CACHE_PROFILE)):
         try:
-            profile = orjson.loads(file.read_bytes())
-            ns = str(profile["namespace"])
-            boundaries = profile["boundaries"]
-            if not isinstance(boundaries, dict):
-                continue
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
-            # a run still writing or from another version: usage counts are advisory
-            continue
-        if namespace and ns != namespace:
+            profile = read_document(file, CacheProfileDoc)
+        except GepaCliError:
+            profile = None  # a run still writing or from another version: counts are advisory
+        if profile is None or (namespace and profile.namespace != namespace):
             continue
         report.profiles_read += 1
-        for name, counts in boundaries.items():
-            if not isinstance(counts, dict):
-                continue
-            stats = report.boundary(ns, str(name))
-            stats.hits += int(counts.get("hits", 0))
-            stats.misses += int(counts.get("misses", 0))
-            stats.writes += int(counts.get("writes", 0))
+        for name, counts in profile.boundaries.items():
+            stats = report.boundary(profile.namespace, name)
+            stats.hits += counts.hits
+            stats.misses += counts.misses
+            stats.writes += counts.writes
 
 
 def inspect_cache(
@@ -160,7 +151,3 @@ def _size(n: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"
-
-
-def inspection_json(report: CacheInspection) -> dict[str, Any]:
-    return report.model_dump(mode="json")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gepa_cli import __version__
+from gepa_cli.artifacts import layout
 from gepa_cli.errors import GepaCliError
 from gepa_cli.service.errors import BadRequestError, ServiceError, UnauthorizedError
 from gepa_cli.service.events import stream_events
@@ -178,7 +179,7 @@ def create_app(settings: ServiceSettings, *, start_workers: bool = True) -> Fast
 
         return StreamingResponse(
             stream_events(
-                Path(request.run_dir) / "events.jsonl",
+                Path(request.run_dir) / layout.EVENTS,
                 status_of,
                 after=after,
                 keepalive_seconds=settings.keepalive_seconds,

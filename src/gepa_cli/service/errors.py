@@ -51,3 +51,10 @@ class LeaseLostError(ServiceError):
     """A worker's lease on a request expired and was taken over (or the row is gone)."""
 
     error_code = "lease_lost"
+
+
+class AddressInUseError(ServiceError):
+    """The service cannot listen on the address it was given."""
+
+    error_code = "address_in_use"
+    exit_code = 2

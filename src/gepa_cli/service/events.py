@@ -16,6 +16,8 @@ from pathlib import Path
 
 import orjson
 
+from gepa_cli.artifacts.schema import EventLine
+
 FINAL_STATUSES = ("succeeded", "failed", "cancelled", "paused")
 
 
@@ -65,8 +67,8 @@ async def stream_events(
         sent_any = False
         for line in tail.read():
             try:
-                seq = int(orjson.loads(line)["seq"])
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                seq = EventLine.model_validate_json(line).seq
+            except ValueError:  # pydantic's ValidationError, for a bad or half-written line
                 continue
             if seq <= last_sent:
                 continue

@@ -26,7 +26,6 @@ from gepa_cli.service.errors import ConflictError, LeaseLostError, NotFoundError
 STATUSES = ("queued", "leased", "running", "paused", "succeeded", "failed", "cancelled")
 ACTIVE = ("leased", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")
-CONTROLS = ("cancel", "pause")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 
 import uvicorn
 
 from gepa_cli.errors import ConfigError
 from gepa_cli.service.app import create_app
+from gepa_cli.service.listen import bind_socket
 from gepa_cli.service.submit import ServiceSettings
 
 
@@ -60,8 +62,13 @@ def build_settings(
     )
 
 
-def serve(settings: ServiceSettings, bind: str) -> None:
-    host, port = parse_bind(bind)
+def listen(bind: str) -> socket.socket:
+    """Bind ``HOST:PORT`` now, so a taken port is one clear error before anything runs."""
+    return bind_socket(*parse_bind(bind))
+
+
+def serve(settings: ServiceSettings, sock: socket.socket) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[sock])

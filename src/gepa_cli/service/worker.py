@@ -13,7 +13,6 @@ import contextlib
 import ctypes
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -24,8 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from gepa_cli.artifacts import layout
+from gepa_cli.artifacts.schema import Manifest, read_document
+from gepa_cli.errors import GepaCliError
 from gepa_cli.runner import RunResult, summary
 from gepa_cli.runner.control import request_stop
 from gepa_cli.service.errors import LeaseLostError
@@ -34,7 +34,6 @@ from gepa_cli.service.submit import ServiceSettings
 
 log = logging.getLogger("gepa_cli.service")
 
-ERROR_LINE = re.compile(r"^error \[(?P<code>[\w.-]+)\]: (?P<message>.*)$")
 STOP_REASON = {"cancel": "cancelled", "pause": "paused"}
 # how a run that stopped cleanly (exit 0) leaves its request
 STOPPED_STATUS = {"cancelled": "cancelled", "paused": "paused", "stop_file": "paused"}
@@ -87,30 +86,35 @@ def child_argv(request: Request, settings: ServiceSettings, resume: bool) -> lis
     ]
 
 
-def _read_manifest(run_dir: Path, since: float) -> dict[str, Any] | None:
-    path = run_dir / "manifest.json"
+def _read_manifest(run_dir: Path, since: float) -> Manifest | None:
+    """The run's manifest if this attempt wrote it (modified at or after ``since``)."""
+    path = run_dir / layout.MANIFEST
     try:
         if path.stat().st_mtime < since:
             return None  # left by an earlier attempt: says nothing about this one
-        manifest = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        return read_document(path, Manifest)
+    except (OSError, GepaCliError):
         return None
-    return dict(summary(RunResult(run_dir, manifest))) if isinstance(manifest, dict) else None
 
 
-def _error_from_log(stderr_path: Path, returncode: int) -> dict[str, Any]:
-    lines: list[str] = []
-    with contextlib.suppress(OSError):
-        lines = stderr_path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for line in reversed(lines):
-        found = ERROR_LINE.match(line.strip())
-        if found:
-            return {"code": found["code"], "message": found["message"], "exit_code": returncode}
-    tail = next((line for line in reversed(lines) if line.strip()), "")
-    reason = f"killed by signal {-returncode}" if returncode < 0 else f"exited {returncode}"
+def _summary(run_dir: Path, manifest: Manifest | None) -> dict[str, Any] | None:
+    return dict(summary(RunResult(run_dir, manifest.dump()))) if manifest else None
+
+
+def _error(manifest: Manifest | None, returncode: int, log: Path) -> dict[str, Any]:
+    """Why a run failed: the error its manifest records; without one (the process died
+    before it could write it), how the process ended and where its log is."""
+    if manifest is not None and manifest.error is not None:
+        return {
+            "code": manifest.error.error_code,
+            "message": manifest.error.message,
+            "exit_code": returncode,
+        }
+    reason = f"was killed by signal {-returncode}" if returncode < 0 else f"exited {returncode}"
     return {
         "code": "run_failed",
-        "message": f"run process {reason}" + (f": {tail.strip()}" if tail else ""),
+        "message": f"the run process {reason} without recording an error in its "
+        f"manifest; see its log {log}",
         "exit_code": returncode,
     }
 
@@ -135,13 +139,16 @@ class Executor:
 
     def _execute(self, request: Request, owner: str) -> None:
         settings, run_dir = self.settings, Path(request.run_dir)
-        resume = (run_dir / "checkpoint.json").exists()
+        resume = (run_dir / layout.CHECKPOINT).exists()
         if not resume and run_dir.exists():
             # an attempt that died before its first checkpoint: nothing to keep
             shutil.rmtree(run_dir)
-        if resume and (done := _read_manifest(run_dir, 0.0)) and done.get("state") == "finished":
+        done = _read_manifest(run_dir, 0.0) if resume else None
+        if done is not None and done.state == "finished":
             # the run ended but the service died before recording it
-            self.queue.finish(request.request_id, owner, "succeeded", manifest=done)
+            self.queue.finish(
+                request.request_id, owner, "succeeded", manifest=_summary(run_dir, done)
+            )
             return
         settings.log_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
@@ -188,7 +195,7 @@ class Executor:
                 control = self.queue.get(request.request_id).control
             # STOP only once the run owns its directory: an early file would make
             # the fresh run refuse a non-empty directory
-            if control and stop_sent is None and (run_dir / "run.lock").exists():
+            if control and stop_sent is None and (run_dir / layout.LOCK).exists():
                 request_stop(run_dir, STOP_REASON[control])
                 stop_sent = control
 
@@ -202,21 +209,21 @@ class Executor:
     ) -> None:
         returncode, stop_sent, started = outcome
         manifest = _read_manifest(run_dir, started)
+        facts = _summary(run_dir, manifest)
         if self.stopping.is_set() and returncode != 0:
-            self.queue.finish(request.request_id, owner, "queued", manifest=manifest)
+            self.queue.finish(request.request_id, owner, "queued", manifest=facts)
             return
         if returncode == 0 and manifest is not None:
-            stopped_by = manifest.get("stopped_by")
-            if manifest.get("state") == "stopped":
+            if manifest.state == "stopped":
                 # the service's own cancel or pause says why, whatever the run recorded
-                reason = STOP_REASON.get(stop_sent or "", str(stopped_by))
+                reason = STOP_REASON.get(stop_sent or "", str(manifest.stopped_by))
                 status = STOPPED_STATUS.get(reason, "paused")
             else:
                 status = "succeeded"
-            self.queue.finish(request.request_id, owner, status, manifest=manifest)
+            self.queue.finish(request.request_id, owner, status, manifest=facts)
             return
-        error = _error_from_log(stderr_path, returncode)
-        self.queue.finish(request.request_id, owner, "failed", error=error, manifest=manifest)
+        error = _error(manifest, returncode, stderr_path)
+        self.queue.finish(request.request_id, owner, "failed", error=error, manifest=facts)
 
 
 def _terminate(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:

@@ -10,25 +10,24 @@ import glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-import orjson
-
+from gepa_cli.artifacts import layout
 from gepa_cli.artifacts.liveness import LockInfo, lock_status, read_lock
 from gepa_cli.artifacts.registry import RunRecord, RunRegistry
-from gepa_cli.artifacts.rundir import LEDGER_NAMES
+from gepa_cli.artifacts.schema import (
+    CacheProfileDoc,
+    CheckpointDoc,
+    FrontierDoc,
+    Manifest,
+    Record,
+    ResolvedConfigDoc,
+    read_document,
+)
 from gepa_cli.errors import GepaCliError
 from gepa_cli.workspace.errors import WorkspaceError
 
-# Any of these marks a directory as a run directory (a run that just started may have
-# only its lock or its resolved config).
-RUN_MARKERS = (
-    "events.jsonl",
-    "manifest.json",
-    "checkpoint.json",
-    "config.resolved.json",
-    "run.lock",
-)
+M = TypeVar("M", bound=Record)
 GLOB_CHARS = frozenset("*?[")
 
 
@@ -41,11 +40,11 @@ class RunFiles:
     lock: str = "absent"  # absent | alive | stale | unknown (artifacts.liveness)
     lock_info: LockInfo | None = None
     registry: RunRecord | None = None
-    manifest: dict[str, Any] | None = None
-    checkpoint: dict[str, Any] | None = None
-    frontier: dict[str, Any] | None = None
-    cache_profile: dict[str, Any] | None = None
-    config: dict[str, Any] | None = None
+    manifest: Manifest | None = None
+    checkpoint: CheckpointDoc | None = None
+    frontier: FrontierDoc | None = None
+    cache_profile: CacheProfileDoc | None = None
+    config: ResolvedConfigDoc | None = None
     # bytes on disk per ledger, taken before any ledger is read (see `read_run`)
     ledger_bytes: dict[str, int] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
@@ -55,7 +54,7 @@ class RunFiles:
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / marker).exists() for marker in RUN_MARKERS)
+    return path.is_dir() and any((path / marker).exists() for marker in layout.RUN_MARKERS)
 
 
 def find_run_dirs(target: str | Path) -> list[Path]:
@@ -93,18 +92,13 @@ def find_run_dirs(target: str | Path) -> list[Path]:
     return list(seen.values())
 
 
-def _load_json(path: Path, run: RunFiles) -> dict[str, Any] | None:
+def _load(path: Path, model: type[M], run: RunFiles) -> M | None:
+    """The document, or None when it is absent or unreadable (noted in ``unreadable``)."""
     try:
-        data = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
+        return read_document(path, model, error=WorkspaceError)
+    except WorkspaceError as error:
+        run.unreadable[path.name] = error.message
         return None
-    except (OSError, orjson.JSONDecodeError) as error:
-        run.unreadable[path.name] = str(error)
-        return None
-    if not isinstance(data, dict):
-        run.unreadable[path.name] = "not a JSON object"
-        return None
-    return data
 
 
 def read_run(path: Path, registry: dict[str, RunRecord] | None = None) -> RunFiles:
@@ -118,12 +112,12 @@ def read_run(path: Path, registry: dict[str, RunRecord] | None = None) -> RunFil
     run.lock = lock_status(path)
     run.lock_info = read_lock(path)
     run.registry = (registry or {}).get(path.name)
-    run.checkpoint = _load_json(path / "checkpoint.json", run)
-    run.manifest = _load_json(path / "manifest.json", run)
-    run.frontier = _load_json(path / "frontier.json", run)
-    run.cache_profile = _load_json(path / "cache_profile.json", run)
-    run.config = _load_json(path / "config.resolved.json", run)
-    for name in LEDGER_NAMES:
+    run.checkpoint = _load(path / layout.CHECKPOINT, CheckpointDoc, run)
+    run.manifest = _load(path / layout.MANIFEST, Manifest, run)
+    run.frontier = _load(path / layout.FRONTIER, FrontierDoc, run)
+    run.cache_profile = _load(path / layout.CACHE_PROFILE, CacheProfileDoc, run)
+    run.config = _load(path / layout.CONFIG_RESOLVED, ResolvedConfigDoc, run)
+    for name in layout.LEDGERS:
         try:
             run.ledger_bytes[name] = os.stat(path / name).st_size
         except FileNotFoundError:

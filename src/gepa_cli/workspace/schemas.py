@@ -1,81 +1,75 @@
-"""Pinned column types of every view, so queries and CI comparisons never drift.
+"""Pinned column types of every view, derived from the run-directory schema.
 
 DuckDB is told these types (``read_json(columns=...)``) instead of inferring them from
-whatever rows a run happens to hold; nested data that varies by task (outputs,
-objectives, event payloads, texts) stays JSON.
+whatever rows a run happens to hold. They are computed from the models of
+`gepa_cli.artifacts.schema`, so a field added to a row is a column here too. Nested data
+that varies by task (outputs, objectives, event payloads, texts) stays JSON in the
+ledger views; the frontier and cache profile documents keep their maps as MAPs, which
+their views unnest.
 """
 
 from __future__ import annotations
 
-USAGE = (
-    "STRUCT(prompt_tokens BIGINT, completion_tokens BIGINT, cost_usd DOUBLE, cost_known BOOLEAN)"
+import types
+import typing
+from typing import Any, Union
+
+from pydantic import BaseModel
+
+from gepa_cli.artifacts.schema import (
+    CacheProfileDoc,
+    CandidateRow,
+    EventLine,
+    FrontierDoc,
+    ProposalRow,
+    RolloutRow,
 )
 
-EVENTS = {
-    "seq": "BIGINT",
-    "ts": "VARCHAR",
-    "type": "VARCHAR",
-    "data": "JSON",
-}
+SCALARS = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN"}
 
-ROLLOUTS = {
-    "candidate_id": "VARCHAR",
-    "example_id": "VARCHAR",
-    "split": "VARCHAR",
-    "score": "DOUBLE",
-    "status": "VARCHAR",
-    "feedback": "VARCHAR",
-    "output": "JSON",
-    "objectives": "JSON",
-    "usage": USAGE,
-    "error": "VARCHAR",
-    "cache_action": "VARCHAR",
-    "latency_ms": "DOUBLE",
-    "attempts": "BIGINT",
-}
 
-PROPOSALS = {
-    "proposal_id": "VARCHAR",
-    "iteration": "BIGINT",
-    "parent_id": "VARCHAR",
-    "component": "VARCHAR",
-    "prompt": "VARCHAR",
-    "raw_output": "VARCHAR",
-    "usage": USAGE,
-    "cost_usd": "DOUBLE",
-    "cache_action": "VARCHAR",
-    "new_text": "VARCHAR",
-    "outcome": "VARCHAR",
-    "candidate_id": "VARCHAR",
-}
+def duckdb_type(annotation: Any, *, maps: bool) -> str:
+    """The DuckDB type of a model field's annotation; ``maps``: dicts as MAP, not JSON."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        present = [arg for arg in args if arg is not type(None)]
+        if len(present) == 1:  # X | None: nullable anyway
+            return duckdb_type(present[0], maps=maps)
+        return "JSON"
+    if annotation in SCALARS:
+        return SCALARS[annotation]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        fields = ", ".join(
+            f"{name} {duckdb_type(info.annotation, maps=maps)}"
+            for name, info in annotation.model_fields.items()
+        )
+        return f"STRUCT({fields})"
+    if origin is list and args and args[0] in SCALARS:
+        return f"{SCALARS[args[0]]}[]"
+    if origin is dict and maps and args and args[0] is str:
+        return f"MAP(VARCHAR, {duckdb_type(args[1], maps=maps)})"
+    return "JSON"
 
-CANDIDATES = {
-    "candidate_id": "VARCHAR",
-    "content_hash": "VARCHAR",
-    "parents": "VARCHAR[]",
-    "origin": "VARCHAR",
-    "iteration": "BIGINT",
-    "proposal_id": "VARCHAR",
-    "texts": "JSON",
-    "val_mean": "DOUBLE",
-    "val_count": "BIGINT",
-    "objective_means": "JSON",
-}
 
-FRONTIER_FILE = {
-    "frontier_type": "VARCHAR",
-    "frontier": "MAP(VARCHAR, VARCHAR[])",
-    "best_scores": "MAP(VARCHAR, DOUBLE)",
-    "best_candidate_id": "VARCHAR",
-    "best_val_mean": "DOUBLE",
-}
+def columns(
+    model: type[BaseModel], *, maps: bool = False, exclude: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """``{column: DuckDB type}`` for the fields of ``model``, in field order."""
+    return {
+        info.alias or name: duckdb_type(info.annotation, maps=maps)
+        for name, info in model.model_fields.items()
+        if name not in exclude
+    }
 
-CACHE_PROFILE_FILE = {
-    "namespace": "VARCHAR",
-    "mode": "VARCHAR",
-    "boundaries": "MAP(VARCHAR, STRUCT(hits BIGINT, misses BIGINT, writes BIGINT, "
-    "not_stored BIGINT))",
-}
+
+# the run id of a ledger row is the name of its directory, never a column of the file
+EVENTS = columns(EventLine, exclude=("run_id",))
+ROLLOUTS = columns(RolloutRow)
+PROPOSALS = columns(ProposalRow)
+CANDIDATES = columns(CandidateRow)
+FRONTIER_FILE = columns(FrontierDoc, maps=True)
+CACHE_PROFILE_FILE = columns(CacheProfileDoc, maps=True)
 
 # The `runs` table is built from the registry, the manifests and the locks (liveness
 # needs a process check, which SQL cannot do), so it is a table with these columns.

@@ -75,14 +75,11 @@ class WorkspaceStatus:
         }
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def _cache(run: RunFiles, facts: RunFacts, backend: str | None) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
-    for boundary, counts in ((run.cache_profile or {}).get("boundaries") or {}).items():
-        out[str(boundary)] = {k: int(v or 0) for k, v in (counts or {}).items()}
+    if run.cache_profile is not None:
+        for boundary, counts in run.cache_profile.boundaries.items():
+            out[boundary] = counts.dump()
     ledgers = (
         ("container.rollout", facts.rollout_actions),
         (f"proposer.{backend or 'unknown'}", facts.proposal_actions),
@@ -97,11 +94,10 @@ def _cache(run: RunFiles, facts: RunFacts, backend: str | None) -> dict[str, dic
 
 def run_status(run: RunFiles, facts: RunFacts) -> RunStatus:
     state = run_state(run)
-    manifest = run.manifest or {}
-    best = manifest.get("best_candidate") or {}
-    seed = manifest.get("seed_candidate") or {}
-    frontier = run.frontier or {}
-    backend = ((run.config or {}).get("proposer") or {}).get("backend")
+    manifest, frontier = run.manifest, run.frontier
+    best = manifest.best_candidate if manifest else None
+    seed = manifest.seed_candidate if manifest else None
+    backend = run.config.proposer_backend if run.config else None
     usage = {"container.rollout": facts.rollout_usage.to_dict()}
     if facts.proposal_usage.calls:
         usage[f"proposer.{backend or 'unknown'}"] = facts.proposal_usage.to_dict()
@@ -111,19 +107,19 @@ def run_status(run: RunFiles, facts: RunFacts) -> RunStatus:
         state=state,
         lock=run.lock,
         pid=run.lock_info.pid if run.lock_info else None,
-        stopped_by=manifest.get("stopped_by"),
-        best_candidate_id=best.get("id") or frontier.get("best_candidate_id"),
-        best_val_mean=_num(best.get("val_mean")) if best else _num(frontier.get("best_val_mean")),
-        best_heldout_mean=_num(best.get("heldout_mean")) if best else facts.best_heldout_mean,
-        seed_val_mean=_num(seed.get("val_mean")),
-        seed_heldout_mean=_num(seed.get("heldout_mean")),
+        stopped_by=manifest.stopped_by if manifest else None,
+        best_candidate_id=best.id if best else frontier.best_candidate_id if frontier else None,
+        best_val_mean=best.val_mean if best else frontier.best_val_mean if frontier else None,
+        best_heldout_mean=best.heldout_mean if best else facts.best_heldout_mean,
+        seed_val_mean=seed.val_mean if seed else None,
+        seed_heldout_mean=seed.heldout_mean if seed else None,
         rollouts_by_status=dict(sorted(facts.rollouts_by_status.items())),
         rollouts_by_split=dict(sorted(facts.rollouts_by_split.items())),
         events_by_type=dict(sorted(facts.events_by_type.items())),
         cache=_cache(run, facts, backend),
         usage=usage,
         cost_usd=facts.cost_usd,
-        spent_usd=_num(manifest.get("spent_usd")) or facts.live_cost_usd,
+        spent_usd=manifest.spent_usd if manifest else facts.live_cost_usd,
         proposals=facts.proposals,
         candidates=len(facts.candidates),
         invariants=check_run(run, facts, state),

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from gepa_cli.artifacts import layout
 from gepa_cli.workspace import schemas
 from gepa_cli.workspace.discover import RunFiles, read_runs
 from gepa_cli.workspace.errors import QueryError
@@ -62,14 +63,6 @@ def _usage_columns() -> str:
     )
 
 
-def _num(value: Any) -> Any:
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def run_state(run: RunFiles) -> str:
     """running | finished | stopped | failed | crashed | unknown | incomplete.
 
@@ -82,51 +75,48 @@ def run_state(run: RunFiles) -> str:
         return "unknown"  # held by a process on another host: cannot tell from here
     if run.lock == "stale":
         return "crashed"
-    state = (run.manifest or {}).get("state")
+    state = run.manifest.state if run.manifest else None
     if state in ("finished", "stopped", "failed"):
         return str(state)
     return "incomplete"  # no lock and no manifest: it died before either was written
 
 
 def runs_row(run: RunFiles) -> tuple[Any, ...]:
-    manifest = run.manifest or {}
-    best = manifest.get("best_candidate") or {}
-    seed = manifest.get("seed_candidate") or {}
-    budget = manifest.get("budget") or {}
-    cache = manifest.get("cache") or {}
-    profile = run.cache_profile or {}
-    proposer = (run.config or {}).get("proposer") or {}
-    registry = run.registry
-    frontier = run.frontier or {}
+    manifest, frontier, registry = run.manifest, run.frontier, run.registry
+    best = manifest.best_candidate if manifest else None
+    seed = manifest.seed_candidate if manifest else None
+    budget = manifest.budget if manifest else None
+    cache = manifest.cache if manifest else None
+    profile = run.cache_profile
     return (
         run.run_id,
         str(run.path),
         run_state(run),
         run.lock,
         registry.state if registry else None,
-        _str(manifest.get("state")),
-        _str(manifest.get("config_path")) or (registry.config if registry else None),
-        _str(manifest.get("started_at")) or (registry.started_at if registry else None),
-        _str(manifest.get("finished_at")),
-        _str(manifest.get("stopped_by")),
-        _str(best.get("id")) or _str(frontier.get("best_candidate_id")),
-        _num(best.get("val_mean")) if best else _num(frontier.get("best_val_mean")),
-        _num(best.get("val_count")),
-        _num(best.get("heldout_mean")),
-        _num(seed.get("val_mean")),
-        _num(seed.get("heldout_mean")),
-        _num((budget.get("rollouts") or {}).get("total")),
-        _num(budget.get("proposals")),
-        _num(budget.get("tokens")),
-        _num(manifest.get("cost_usd", budget.get("cost_usd"))),
-        manifest.get("cost_known") if isinstance(manifest.get("cost_known"), bool) else None,
-        _num(manifest.get("spent_usd")),
-        _num(manifest.get("num_candidates")),
-        _num(manifest.get("iterations")),
-        _str(cache.get("mode")) or _str(profile.get("mode")),
-        _str(cache.get("namespace")) or _str(profile.get("namespace")),
-        _str(proposer.get("backend")),
-        orjson.dumps(manifest).decode() if run.manifest is not None else None,
+        manifest.state if manifest else None,
+        (manifest.config_path if manifest else None) or (registry.config if registry else None),
+        manifest.started_at if manifest else registry.started_at if registry else None,
+        manifest.finished_at if manifest else None,
+        manifest.stopped_by if manifest else None,
+        best.id if best else frontier.best_candidate_id if frontier else None,
+        best.val_mean if best else frontier.best_val_mean if frontier else None,
+        best.val_count if best else None,
+        best.heldout_mean if best else None,
+        seed.val_mean if seed else None,
+        seed.heldout_mean if seed else None,
+        budget.rollouts.get("total") if budget else None,
+        budget.proposals if budget else None,
+        budget.tokens if budget else None,
+        manifest.cost_usd if manifest else None,
+        manifest.cost_known if manifest else None,
+        manifest.spent_usd if manifest else None,
+        manifest.num_candidates if manifest else None,
+        manifest.iterations if manifest else None,
+        cache.mode if cache else profile.mode if profile else None,
+        cache.namespace if cache else profile.namespace if profile else None,
+        run.config.proposer_backend if run.config else None,
+        orjson.dumps(manifest.dump()).decode() if manifest is not None else None,
     )
 
 
@@ -137,16 +127,16 @@ def register_views(con: duckdb.DuckDBPyConnection, runs: Sequence[RunFiles]) -> 
         marks = ", ".join("?" for _ in schemas.RUNS)
         con.executemany(f"INSERT INTO runs VALUES ({marks})", [runs_row(r) for r in runs])
 
-    events = read_files(existing(runs, "events.jsonl"), schemas.EVENTS, lines=True)
+    events = read_files(existing(runs, layout.EVENTS), schemas.EVENTS, lines=True)
     con.execute(f"CREATE VIEW events AS SELECT * FROM ({events}) WHERE seq IS NOT NULL")
 
-    rollouts = read_files(existing(runs, "rollouts.jsonl"), schemas.ROLLOUTS, lines=True)
+    rollouts = read_files(existing(runs, layout.ROLLOUTS), schemas.ROLLOUTS, lines=True)
     con.execute(
         f"CREATE VIEW rollouts AS SELECT *, {_usage_columns()} FROM ({rollouts}) "
         "WHERE candidate_id IS NOT NULL"
     )
 
-    proposals = read_files(existing(runs, "proposals.jsonl"), schemas.PROPOSALS, lines=True)
+    proposals = read_files(existing(runs, layout.PROPOSALS), schemas.PROPOSALS, lines=True)
     con.execute(
         "CREATE VIEW proposals AS SELECT *, "
         "trim(split_part(outcome, ':', 1)) AS outcome_kind, "
@@ -155,12 +145,12 @@ def register_views(con: duckdb.DuckDBPyConnection, runs: Sequence[RunFiles]) -> 
         f"FROM ({proposals}) WHERE proposal_id IS NOT NULL"
     )
 
-    candidates = read_files(existing(runs, "candidates.jsonl"), schemas.CANDIDATES, lines=True)
+    candidates = read_files(existing(runs, layout.CANDIDATES), schemas.CANDIDATES, lines=True)
     con.execute(
         f"CREATE VIEW candidates AS SELECT * FROM ({candidates}) WHERE candidate_id IS NOT NULL"
     )
 
-    frontier = read_files(existing(runs, "frontier.json"), schemas.FRONTIER_FILE, lines=False)
+    frontier = read_files(existing(runs, layout.FRONTIER), schemas.FRONTIER_FILE, lines=False)
     con.execute(
         "CREATE VIEW frontier AS SELECT run_id, frontier_type, entry.key AS key, "
         "unnest(entry.value) AS candidate_id, best_scores[entry.key] AS best_score, "
@@ -169,7 +159,7 @@ def register_views(con: duckdb.DuckDBPyConnection, runs: Sequence[RunFiles]) -> 
     )
 
     profile = read_files(
-        existing(runs, "cache_profile.json"), schemas.CACHE_PROFILE_FILE, lines=False
+        existing(runs, layout.CACHE_PROFILE), schemas.CACHE_PROFILE_FILE, lines=False
     )
     # One row per (run, source, boundary): what the cache counted (source 'profile')
     # next to what the ledgers recorded per call (source 'ledger'); `unrecorded` counts

@@ -84,7 +84,9 @@ def test_sync_rollout_scores_and_gives_feedback(client: TestClient) -> None:
         "objectives": {"accuracy": 1.0},
         "feedback": f"Correct: {label}.",
     }
-    assert got["trace"]["messages"][0] == {"role": "system", "content": right}
+    (step,) = got["trace"]  # one step: the query, the answer, the chat messages
+    assert (step["observation"], step["action"]) == (row["query"], label)
+    assert step["messages"][0] == {"role": "system", "content": right}
     other = "card_arrival" if label != "card_arrival" else "card_linking"
     wrong = client.post("/rollout", json=rollout_body(row, f"- {other}: {row['query']}")).json()
     assert wrong["output"] == other and wrong["reward_info"]["outcome_reward"] == 0.0
@@ -99,7 +101,7 @@ def test_sync_rollout_scores_and_gives_feedback(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("change", "code"),
     [
-        ({"candidate": {"other": "x"}}, "missing_candidate_field"),
+        ({"candidate": {"other": "x"}}, "unknown_candidate_field"),
         ({"policy": {"backend": "magic"}}, "unknown_backend"),
         ({"task_id": "other"}, "unknown_task"),
         ({"dataset_row": {"query": "hi", "label": "not_a_label", "seed": 0}}, "invalid_row"),

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app
+from support.cli import run_cli
 
 COOKBOOK = Path(__file__).resolve().parents[3] / "cookbooks" / "banking77"
 CONFIG = COOKBOOK / "gepa.toml"
@@ -30,21 +29,18 @@ MAX_CACHE_FILES = 400
 def _run(
     tmp_path: Path, *, cache_mode: str, cache_path: Path, run_id: str
 ) -> tuple[dict[str, Any], Path]:
-    result = CliRunner().invoke(
-        app,
-        [
-            "gepa",
-            "run",
-            "--config",
-            str(CONFIG),
-            "--cache-mode",
-            cache_mode,
-            "--output-dir",
-            str(tmp_path / "runs"),
-            "--run-id",
-            run_id,
-            "--json",
-        ],
+    result = run_cli(
+        "gepa",
+        "run",
+        "--config",
+        str(CONFIG),
+        "--cache-mode",
+        cache_mode,
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--run-id",
+        run_id,
+        "--json",
         env={"GEPA_CLI_CACHE_PATH": str(cache_path)},
         catch_exceptions=False,
     )
@@ -54,9 +50,7 @@ def _run(
 
 
 def _compare(left: Path, right: Path) -> int:
-    result = CliRunner().invoke(
-        app, ["events", "compare", "--left", str(left), "--right", str(right)]
-    )
+    result = run_cli("events", "compare", "--left", str(left), "--right", str(right))
     return result.exit_code
 
 
@@ -108,18 +102,15 @@ def test_compare_notices_a_different_feed(tmp_path: Path) -> None:
 def test_replay_from_an_empty_cache_calls_nothing_live(tmp_path: Path) -> None:
     empty = tmp_path / "empty-cache"
     empty.mkdir()
-    result = CliRunner().invoke(
-        app,
-        [
-            "gepa",
-            "run",
-            "--config",
-            str(CONFIG),
-            "--cache-mode",
-            "readonly",
-            "--output-dir",
-            str(tmp_path / "runs"),
-        ],
+    result = run_cli(
+        "gepa",
+        "run",
+        "--config",
+        str(CONFIG),
+        "--cache-mode",
+        "readonly",
+        "--output-dir",
+        str(tmp_path / "runs"),
         env={"GEPA_CLI_CACHE_PATH": str(empty)},
     )
     assert result.exit_code == 1

@@ -8,18 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from gepa_cli.cli.main import app
+from support.cli import run_cli
 
 COOKBOOK = Path(__file__).resolve().parents[3] / "cookbooks" / "banking77"
 REPO = COOKBOOK.parents[1]
 
 
 def _validate(config: Path, *extra: str) -> dict[str, Any]:
-    result = CliRunner().invoke(
-        app, ["gepa", "validate", "--config", str(config), "--json", *extra]
-    )
+    result = run_cli("gepa", "validate", "--config", str(config), "--json", *extra)
     assert result.exit_code == 0, result.output
     payload: dict[str, Any] = json.loads(result.stdout)
     assert payload["ok"] is True

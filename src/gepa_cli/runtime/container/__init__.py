@@ -9,7 +9,8 @@ from gepa_cli.runtime.container.handshake import (
     handshake,
     wait_healthy,
 )
-from gepa_cli.runtime.container.launcher import ContainerLauncher, UvicornThread, free_port
+from gepa_cli.runtime.container.inprocess import UvicornThread
+from gepa_cli.runtime.container.launcher import ContainerLauncher, free_port
 from gepa_cli.runtime.container.session import ContainerSession
 
 __all__ = [

@@ -1,8 +1,10 @@
 """Contract v1 (`gepa_cli.container.v1`): the shapes the container must answer with.
 
 Pure functions over decoded JSON. Each violation is a `ContainerContractError` that
-names the route, the field and what was expected, so a container author can fix it
-from the one line.
+names the route, the field, what was expected and what came, so a container author can
+fix it from the one line. `/metadata` also names the contract a container speaks: v1,
+or synth-containers' `synth_optimizers.gepa.v2`, whose answers `synth_v2` turns into
+the v1 shapes below before anything is cached or recorded.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gepa_cli.contracts import AUTO, CONTAINER_V1, CONTRACTS, SYNTH_GEPA_V2
 from gepa_cli.engine.types import Usage
 from gepa_cli.errors import ContainerContractError
 
-CONTRACT_VERSION = "gepa_cli.container.v1"
+# cache keys name this version whatever contract the container speaks: they describe the
+# logical request, and v2 answers are recorded in v1 shapes, so recordings stay neutral
+CONTRACT_VERSION = CONTAINER_V1
 TERMINAL_STATUSES = frozenset({"completed", "failed", "terminated", "cancelled", "error"})
 PENDING_STATUSES = frozenset({"queued", "pending", "running", "in_progress"})
 # fields of a dataset row that identify it rather than describe the task
@@ -29,9 +34,11 @@ def violation(
     return ContainerContractError(
         f"container contract violation at {route}: field '{field_name}' must be {expected}"
         + (f", got {shown}" if shown else ""),
-        hint="fix the container to answer as container-contract.md v1 says",
+        hint="fix the container to answer as container-contract.md says",
         route=route,
         field=field_name,
+        expected=expected,
+        got=shown or "nothing",
     )
 
 
@@ -65,26 +72,55 @@ def finite_number(value: Any, route: str, field_name: str) -> float:
 
 @dataclass(frozen=True)
 class Routes:
+    """Where a container serves each part of its contract (v2: taskset routes as dataset)."""
+
     program: str = "/program"
     dataset: str = "/dataset"
     dataset_rows: str = "/dataset/rows"
     rollout: str = "/rollout"
+    contract: str = CONTAINER_V1
 
 
-def parse_health(body: Any) -> None:
+# contract -> (route key in /metadata, its default or None when required) per Routes field
+ROUTE_KEYS: dict[str, dict[str, tuple[str, str | None]]] = {
+    CONTAINER_V1: {
+        "program": ("program_route", None),
+        "dataset": ("dataset_route", "/dataset"),
+        "dataset_rows": ("dataset_rows_route", None),
+        "rollout": ("rollout_route", None),
+    },
+    SYNTH_GEPA_V2: {
+        "program": ("program_route", None),
+        "dataset": ("taskset_route", None),
+        "dataset_rows": ("taskset_tasks_route", None),
+        "rollout": ("rollout_route", None),
+    },
+}
+METADATA_PATH = "metadata.optimizer_contracts.gepa"
+
+
+def parse_health(body: Any) -> str | None:
+    """Checks the status; returns the contract_version it names (checked once the
+    contract is known: synth-containers name their own release there)."""
     route = "GET /health"
     data = require_mapping(body, route, "(body)")
     if data.get("status") != "ok":
         raise violation(route, "status", '"ok"', data.get("status"))
     version = data.get("contract_version")
-    if version is not None and version != CONTRACT_VERSION:
-        raise violation(route, "contract_version", f'"{CONTRACT_VERSION}"', version)
+    return None if version is None else str(version)
 
 
-def parse_metadata(body: Any) -> tuple[dict[str, Any], Routes]:
+def check_health_version(version: str | None, contract: str) -> None:
+    if contract == CONTAINER_V1 and version is not None and version != CONTAINER_V1:
+        raise violation("GET /health", "contract_version", f'"{CONTAINER_V1}"', version)
+
+
+def parse_metadata(body: Any, expected: str = AUTO) -> tuple[dict[str, Any], Routes]:
+    """The contract the container names (it must be ``expected`` unless that is auto)
+    and its routes."""
     route = "GET /metadata"
     data = require_mapping(body, route, "(body)")
-    path = "metadata.optimizer_contracts.gepa"
+    path = METADATA_PATH
     node: Any = data
     for depth, key in enumerate(path.split(".")):
         node = node.get(key) if isinstance(node, Mapping) else None
@@ -92,26 +128,32 @@ def parse_metadata(body: Any) -> tuple[dict[str, Any], Routes]:
             where = ".".join(path.split(".")[: depth + 1])
             raise violation(route, where, "a JSON object", node)
     version = node.get("version")
-    if version != CONTRACT_VERSION:
-        raise violation(route, f"{path}.version", f'"{CONTRACT_VERSION}"', version)
+    allowed = CONTRACTS if expected == AUTO else (expected,)
+    if version not in allowed:
+        wanted = " or ".join(f'"{name}"' for name in allowed)
+        if expected != AUTO and version in CONTRACTS:
+            wanted += " (set [container] contract to match, or to auto)"
+        raise violation(route, f"{path}.version", wanted, version)
     found: dict[str, str] = {}
-    for key, default in (
-        ("program_route", None),
-        ("dataset_route", "/dataset"),
-        ("dataset_rows_route", None),
-        ("rollout_route", None),
-    ):
+    for name, (key, default) in ROUTE_KEYS[str(version)].items():
         value = node.get(key, default)
         if not isinstance(value, str) or not value.startswith("/"):
             raise violation(route, f"{path}.{key}", 'a route starting with "/"', value)
-        found[key] = value.rstrip("/") or "/"
-    routes = Routes(
-        program=found["program_route"],
-        dataset=found["dataset_route"],
-        dataset_rows=found["dataset_rows_route"],
-        rollout=found["rollout_route"],
-    )
-    return dict(data), routes
+        found[name] = value.rstrip("/") or "/"
+    return dict(data), Routes(**found, contract=str(version))
+
+
+def parse_dataset(body: Any, route: str = "GET /dataset") -> dict[str, int]:
+    """``{"splits": {"train": {"size": 100}, ...}}`` -> split sizes."""
+    data = require_mapping(body, route, "(body)")
+    splits = require_mapping(data.get("splits"), route, "splits")
+    sizes: dict[str, int] = {}
+    for name, entry in splits.items():
+        size = require_mapping(entry, route, f"splits.{name}").get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise violation(route, f"splits.{name}.size", "a whole number >= 0", size)
+        sizes[str(name)] = size
+    return sizes
 
 
 @dataclass(frozen=True)

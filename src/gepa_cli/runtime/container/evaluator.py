@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from gepa_cli.config.models import PolicyConfig
+from gepa_cli.contracts import SYNTH_GEPA_V2
 from gepa_cli.engine.types import EvaluationRequest, ExampleResult
 from gepa_cli.errors import ContainerContractError, ContainerError, GepaCliError
 from gepa_cli.runtime.boundary import ResponseCache
+from gepa_cli.runtime.container import synth_v2
 from gepa_cli.runtime.container.client import ContainerClient, SubmissionMode
 from gepa_cli.runtime.container.contract import RolloutOutcome, parse_rollout, task_fields
 from gepa_cli.runtime.container.handshake import HandshakeResult
@@ -178,10 +180,14 @@ class ContainerEvaluator:
                     hint="replay needs a complete recording; rerun with cache mode 'readwrite'",
                 )
             route = self.handshake.routes.rollout
-            result = await self.client.rollout(
-                route, self.rollout_body(request, row), self.submission_mode
-            )
+            v2 = self.handshake.routes.contract == SYNTH_GEPA_V2
+            body = self.rollout_body(request, row)
+            if v2:
+                body = synth_v2.rollout_body(body, row)
+            result = await self.client.rollout(route, body, self.submission_mode)
             attempts, faults = result.attempts, result.faults
+            if v2:  # recorded in v1 shapes: the cache and the feed stay contract-neutral
+                return synth_v2.normalize_rollout(result.body, f"POST {route}")
             if not isinstance(result.body, dict):
                 raise ContainerContractError(
                     f"container contract violation at POST {route}: field '(body)' must be a "

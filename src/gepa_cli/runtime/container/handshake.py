@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gepa_cli.config.models import GepaConfig
+from gepa_cli.contracts import SYNTH_GEPA_V2
 from gepa_cli.errors import ConfigError, ContainerContractError, ContainerError
 from gepa_cli.runtime.boundary import ResponseCache
+from gepa_cli.runtime.container import synth_v2
 from gepa_cli.runtime.container.client import ContainerClient
 from gepa_cli.runtime.container.contract import (
     CONTRACT_VERSION,
     Program,
     Routes,
+    check_health_version,
     parse_health,
     parse_metadata,
     parse_program,
@@ -73,6 +76,7 @@ class HandshakeResult:
         return {
             "program_id": self.program_id,
             "name": (self.metadata or {}).get("name"),
+            "contract": self.routes.contract,
             "routes": {
                 "program": self.routes.program,
                 "dataset_rows": self.routes.dataset_rows,
@@ -87,8 +91,9 @@ class HandshakeResult:
         }
 
 
-async def wait_healthy(client: ContainerClient, timeout_seconds: float) -> None:
-    """Poll /health until it answers ok; a wrong answer is a contract error at once."""
+async def wait_healthy(client: ContainerClient, timeout_seconds: float) -> str | None:
+    """Poll /health until it answers ok; a wrong answer is a contract error at once.
+    Returns the contract_version it names."""
     deadline = time.monotonic() + timeout_seconds
     last = ""
     while True:
@@ -97,8 +102,7 @@ async def wait_healthy(client: ContainerClient, timeout_seconds: float) -> None:
         except ContainerError as exc:
             last = exc.one_line()
         else:
-            parse_health(body)
-            return
+            return parse_health(body)
         if time.monotonic() >= deadline:
             raise ContainerError(
                 f"container at {client.base_url} did not answer GET /health within "
@@ -135,8 +139,11 @@ async def handshake(
         if client is None:
             raise ValueError("a live handshake needs a ContainerClient")
         timeout = health_timeout_seconds or config.container.startup_timeout_seconds
-        await wait_healthy(client, timeout)
-        metadata, routes = parse_metadata(await client.get_json("/metadata"))
+        health_version = await wait_healthy(client, timeout)
+        metadata, routes = parse_metadata(
+            await client.get_json("/metadata"), config.container.contract
+        )
+        check_health_version(health_version, routes.contract)
 
     async def fetch_program() -> dict[str, Any]:
         assert client is not None
@@ -196,10 +203,7 @@ async def _rows(
 
     async def fetch() -> dict[str, Any]:
         assert client is not None
-        body = await client.post_json(routes.dataset_rows, request)
-        # check before the cache stores it: a wrong answer must never be recorded
-        parse_rows(body, split, seeds, f"POST {routes.dataset_rows}")
-        return dict(body)
+        return await fetch_rows(client, routes, split, seeds)
 
     body, _ = await cache.through(
         "container.dataset_rows",
@@ -207,6 +211,21 @@ async def _rows(
         fetch if live else _replay_only("container.dataset_rows"),
     )
     return tuple(parse_rows(body, split, seeds, f"POST {routes.dataset_rows}"))
+
+
+async def fetch_rows(
+    client: ContainerClient, routes: Routes, split: str, seeds: list[int]
+) -> dict[str, Any]:
+    """Rows of ``split`` for ``seeds`` as a checked v1 ``{"rows": [...]}``, whatever the
+    contract; checked before the cache stores it: a wrong answer is never recorded."""
+    route = f"POST {routes.dataset_rows}"
+    if routes.contract == SYNTH_GEPA_V2:
+        answer = await client.post_json(routes.dataset_rows, synth_v2.tasks_request(split, seeds))
+        answer = synth_v2.rows_from_tasks(answer, split, seeds, route)
+    else:
+        answer = await client.post_json(routes.dataset_rows, {"split": split, "seeds": seeds})
+    parse_rows(answer, split, seeds, route)
+    return dict(answer)
 
 
 def _check_consistent(splits: Mapping[str, SplitRows], routes: Routes) -> None:

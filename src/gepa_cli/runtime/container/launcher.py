@@ -1,9 +1,12 @@
 """Start a local container for a run and make sure it is gone afterwards.
 
-``[container] app = "module:attr"`` serves an ASGI app with uvicorn in a background
-thread; ``command = [...]`` runs a child process in its own process group, so the
-whole group (shell wrappers, workers) can be killed at once. ``url`` launches
-nothing. Shutdown happens on normal exit, on exceptions, on SIGINT and SIGTERM.
+``[container] app = "module:attr"`` (or an app object handed in from Python) serves an
+ASGI app with uvicorn in a background thread, its lifespan included: startup code runs
+before the first request, a startup failure is one `ContainerError`, and shutdown code
+runs when the run ends. ``factory = true`` calls ``module:attr`` to build the app.
+``command = [...]`` runs a child process in its own process group, so the whole group
+(shell wrappers, workers) can be killed at once. ``url`` launches nothing. Shutdown
+happens on normal exit, on exceptions, on SIGINT and SIGTERM.
 """
 
 from __future__ import annotations
@@ -24,13 +27,36 @@ from types import FrameType, TracebackType
 from typing import Any
 
 import httpx
-import uvicorn
 
+from gepa_cli.artifacts.layout import CONTAINER_LOG
 from gepa_cli.config.models import ContainerConfig
 from gepa_cli.errors import ContainerError
+from gepa_cli.runtime.container.inprocess import UvicornThread, last_line
 
-LOG_NAME = "container.log"
+LOG_NAME = CONTAINER_LOG
 STOP_GRACE_SECONDS = 3.0
+# A tiny process that outlives nothing: it blocks reading a pipe whose only writer is
+# this process, and when that read ends (we exited, even by SIGKILL, which no handler
+# sees) it stops the container's process group. Normal shutdowns kill it first.
+WATCHDOG = """
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+fd, group, grace = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+try:
+    while os.read(fd, 1):
+        pass
+except OSError:
+    pass
+try:
+    os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        os.killpg(group, 0)
+    os.killpg(group, signal.SIGKILL)
+except (ProcessLookupError, PermissionError):
+    pass
+"""
 _Handler = Callable[[int, FrameType | None], Any] | int | None
 
 
@@ -49,51 +75,7 @@ def tail(path: Path, lines: int = 15) -> str:
     return " | ".join(last) if last else "(no output)"
 
 
-class UvicornThread:
-    """Serve an ASGI app on 127.0.0.1 in a daemon thread (tests reuse this directly)."""
-
-    def __init__(self, app: Any, *, log_level: str = "warning") -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))  # bound before start: no race for the port
-        self.port = int(self._sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, log_level=log_level, lifespan="off", timeout_graceful_shutdown=1
-        )
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-        self.error: BaseException | None = None
-
-    def start(self, timeout_seconds: float = 10.0) -> str:
-        self._thread.start()
-        deadline = time.monotonic() + timeout_seconds
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise ContainerError(
-                    f"the in-process container did not start on {self.url}",
-                    hint="check that the app is an ASGI application",
-                )
-            time.sleep(0.01)
-        return self.url
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-        self._sock.close()
-
-    def __enter__(self) -> str:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-
-def import_app(spec: str, base_dir: Path) -> Any:
+def import_app(spec: str, base_dir: Path, *, factory: bool = False) -> Any:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -106,6 +88,24 @@ def import_app(spec: str, base_dir: Path) -> Any:
             f"{type(exc).__name__}: {exc}",
             hint="check [container].app: 'module:attribute', relative to the config's folder",
         ) from None
+    if factory:
+        if not callable(target):
+            raise ContainerError(
+                f"container app factory '{spec}' is not callable",
+                hint="with factory = true, [container].app names a function that returns the app",
+            )
+        try:
+            target = target()
+        except Exception as exc:
+            raise ContainerError(
+                f"container app factory '{spec}' raised {type(exc).__name__}: {exc}",
+                hint="fix the factory, or drop factory = true if the attribute is the app itself",
+            ) from None
+    if not callable(target):
+        raise ContainerError(
+            f"container app '{spec}' is {type(target).__name__}, not an ASGI application",
+            hint="point [container].app at the app object (or at a factory with factory = true)",
+        )
     return target
 
 
@@ -119,14 +119,18 @@ class ContainerLauncher:
         base_dir: Path,
         log_dir: Path,
         install_signal_handlers: bool = True,
+        app: Any = None,
     ) -> None:
         self.config = config
+        self.app_object = app  # an ASGI app handed in from Python, served like [container] app
         self.base_dir = Path(base_dir).resolve()
         self.log_dir = Path(log_dir)
         self.log_path = self.log_dir / LOG_NAME
         self.install_signal_handlers = install_signal_handlers
         self.url: str | None = config.url
         self.process: subprocess.Popen[bytes] | None = None
+        self.watchdog: subprocess.Popen[bytes] | None = None
+        self._watch_fd: int | None = None
         self._server: UvicornThread | None = None
         self._added_path = False
         self._previous: dict[int, _Handler] = {}
@@ -138,7 +142,9 @@ class ContainerLauncher:
         atexit.register(self.stop)  # a normal interpreter exit without __exit__
         try:
             self._install_handlers()
-            if self.config.app:
+            if self.app_object is not None:
+                self.url = self._serve_app(self.app_object, "app object (given from Python)")
+            elif self.config.app:
                 self.url = self._start_app(self.config.app)
             elif self.config.command:
                 self.url = self._start_command(self.config.command)
@@ -154,6 +160,7 @@ class ContainerLauncher:
             if self._server is not None:
                 self._server.stop()
                 self._server = None
+            self._stop_watchdog()  # first: it must never signal a group id reused later
             if self.process is not None:
                 self._kill_group(self.process)
                 self.process = None
@@ -195,10 +202,26 @@ class ContainerLauncher:
         if str(self.base_dir) not in sys.path:
             sys.path.insert(0, str(self.base_dir))
             self._added_path = True  # kept until stop(): the app may import lazily
-        app = import_app(spec, self.base_dir)
+        app = import_app(spec, self.base_dir, factory=self.config.factory)
+        return self._serve_app(app, f"app '{spec}'")
+
+    def _serve_app(self, app: Any, describe: str) -> str:
         self._server = UvicornThread(app)
-        url = self._server.start(self.config.startup_timeout_seconds)
-        self._wait_healthy(url, describe=f"app '{spec}'")
+        try:
+            url = self._server.start(self.config.startup_timeout_seconds)
+        except ContainerError as exc:
+            startup_error = exc.details.get("startup_error")
+            if startup_error:  # the whole traceback, where the command containers log too
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                with open(self.log_path, "a", encoding="utf-8") as log:
+                    log.write(f"{describe} failed at startup:\n{startup_error}\n")
+                raise ContainerError(
+                    f"the in-process container {describe} failed at startup: "
+                    + last_line(startup_error),
+                    hint=f"fix its startup (lifespan) code; the traceback is in {self.log_path}",
+                ) from None
+            raise
+        self._wait_healthy(url, describe=describe)
         return url
 
     # -- command = [...] ----------------------------------------------------------------
@@ -228,9 +251,37 @@ class ContainerLauncher:
                     f"cannot start container command {argv[0]!r}: {exc}",
                     hint="check [container].command (cwd is the config's folder)",
                 ) from None
+        self._start_watchdog(self.process.pid)
         url = f"http://127.0.0.1:{port}"
         self._wait_healthy(url, describe=f"command {' '.join(argv)}")
         return url
+
+    def _start_watchdog(self, group: int) -> None:
+        """Make the container die with this process, however this process dies."""
+        read_end, self._watch_fd = os.pipe()  # both close-on-exec: no other child holds them
+        try:
+            self.watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", WATCHDOG, str(read_end), str(group),
+                 str(STOP_GRACE_SECONDS)],
+                pass_fds=(read_end,),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a signal to our process group must not reach it
+            )  # fmt: skip
+        finally:
+            os.close(read_end)
+
+    def _stop_watchdog(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.watchdog.wait(timeout=STOP_GRACE_SECONDS)
+            self.watchdog = None
+        if self._watch_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._watch_fd)
+            self._watch_fd = None
 
     def _kill_group(self, process: subprocess.Popen[bytes]) -> None:
         pgid = process.pid  # start_new_session: the child leads its own group

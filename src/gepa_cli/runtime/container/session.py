@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from gepa_cli.config.models import GepaConfig
 from gepa_cli.runtime.boundary import ResponseCache
@@ -29,6 +30,7 @@ class ContainerSession:
         log_dir: Path,
         live: bool = True,
         install_signal_handlers: bool = True,
+        app: Any = None,
     ) -> None:
         self.config = config
         self.cache = cache
@@ -38,6 +40,7 @@ class ContainerSession:
             base_dir=base_dir,
             log_dir=log_dir,
             install_signal_handlers=install_signal_handlers,
+            app=app,
         )
         self.url: str | None = None
         self.client: ContainerClient | None = None

@@ -1,0 +1,12 @@
+"""The container contracts gepa-cli speaks, by the names containers advertise.
+
+A leaf module: the optimizer side (`runtime.container`) and the container-writing kit
+(`taskapp`) both name contracts from here, and neither imports the other.
+"""
+
+from __future__ import annotations
+
+CONTAINER_V1 = "gepa_cli.container.v1"  # container-contract.md
+SYNTH_GEPA_V2 = "synth_optimizers.gepa.v2"  # the synth-containers package's GEPA routes
+CONTRACTS = (CONTAINER_V1, SYNTH_GEPA_V2)
+AUTO = "auto"  # read the version from the container's /metadata

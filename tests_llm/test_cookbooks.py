@@ -42,6 +42,12 @@ class RealModelRun:
 
     cookbook: str
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    # a defect of the cookbook that this server exposes: its tests are expected to fail
+    known_issue: str | None = None
+
+    def param(self) -> Any:
+        marks = [pytest.mark.xfail(reason=self.known_issue)] if self.known_issue else []
+        return pytest.param(self, id=self.cookbook, marks=marks)
 
     @property
     def config(self) -> Path:
@@ -66,6 +72,59 @@ COOKBOOKS = [
             "container.max_concurrency": 1,
             # the config's 8,000 is for a real endpoint; a base model writes until the cap
             "proposer.max_tokens": 256,
+        },
+    ),
+    RealModelRun(
+        "crafter",
+        {
+            "dataset.train_seeds": "0:2",
+            "dataset.val_seeds": "0:1",
+            "dataset.heldout_seeds": "0:1",
+            "gepa.minibatch_size": 1,
+            # seed validation 1 + heldout 2 + one iteration (2) and its child's validation
+            "gepa.max_total_rollouts": 8,
+            "gepa.max_proposals": 1,
+            # every step of an episode is a model call
+            "policy.params.max_steps": 3,
+            "proposer.max_tokens": 256,
+            "container.max_concurrency": 1,
+        },
+    ),
+    RealModelRun(
+        "tblite",
+        {
+            "dataset.train_seeds": "0:2",
+            "dataset.val_seeds": "0:1",
+            "dataset.heldout_seeds": "0:1",
+            "gepa.minibatch_size": 1,
+            "gepa.max_total_rollouts": 8,
+            "gepa.max_proposals": 1,
+            # every command of an episode is a model call
+            "policy.params.sandbox.max_commands": 2,
+            "policy.max_tokens": 64,
+            "proposer.max_tokens": 256,
+            "container.max_concurrency": 1,
+        },
+        known_issue=(
+            "an episode that reaches the command limit is a failed rollout with no usage: "
+            "the tokens of its model calls go unrecorded, and failed rollouts are not "
+            "cached, so the readonly replay misses (a base model never stops issuing "
+            "commands)"
+        ),
+    ),
+    RealModelRun(
+        "code_review",
+        {
+            "dataset.train_seeds": "0:2",
+            "dataset.val_seeds": "0:2",
+            "dataset.heldout_seeds": "0:2",
+            "gepa.minibatch_size": 2,
+            # seed validation 2 + heldout 4 + one iteration (4) and its child's validation
+            "gepa.max_total_rollouts": 14,
+            "gepa.max_proposals": 1,
+            "policy.max_tokens": 64,
+            "proposer.max_tokens": 256,
+            "container.max_concurrency": 1,
         },
     ),
 ]
@@ -126,7 +185,7 @@ def gepa(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-@pytest.fixture(scope="module", params=COOKBOOKS, ids=lambda entry: entry.cookbook)
+@pytest.fixture(scope="module", params=[entry.param() for entry in COOKBOOKS])
 def recorded(
     request: pytest.FixtureRequest,
     server: llm_server.Server,
@@ -184,7 +243,7 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def live_tokens(run_dir: Path) -> tuple[int, int, int]:
-    """(calls, prompt tokens, completion tokens) of the model calls this run made live."""
+    """(rollouts and proposals, prompt tokens, completion tokens) this run made live."""
     calls = prompt = completion = 0
     for ledger in ("rollouts.jsonl", "proposals.jsonl"):
         for row in jsonl(run_dir / ledger):
@@ -202,6 +261,9 @@ def test_live_run_finishes_and_its_tokens_are_the_servers(recorded: Recorded) ->
     assert manifest["state"] == "finished", manifest.get("error")
     calls, prompt, completion = live_tokens(recorded.live)
     assert calls > 0 and prompt > 0 and completion > 0
+    assert "proposer.openai_chat" in manifest["usage"], (
+        "the run made no proposal: raise the entry's gepa.max_total_rollouts"
+    )
     delta = {k: recorded.server_after[k] - recorded.server_before[k] for k in recorded.server_after}
     # the server counts prompt tokens it read and those it took from its prompt cache
     # separately; the usage of each answer has their sum
@@ -219,7 +281,8 @@ def test_live_run_finishes_and_its_tokens_are_the_servers(recorded: Recorded) ->
         r["usage"]["prompt_tokens"] for r in rows
     )
     print(
-        f"\n{recorded.entry.cookbook}: {recorded.live_seconds:.0f} s live, {calls} model calls, "
+        f"\n{recorded.entry.cookbook}: {recorded.live_seconds:.0f} s live, {calls} live "
+        "rollouts and proposals, "
         f"{prompt} prompt tokens ({delta['prompt_tokens_cached_total']:.0f} from the server's "
         f"prompt cache), {completion} completion tokens"
     )

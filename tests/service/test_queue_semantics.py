@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,7 @@ def test_concurrent_claimers_never_share_a_request_or_a_namespace(queue: RunQueu
         by_namespace.setdefault(lease.namespace_key, []).append((lease.claimed_at, lease.ended_at))
     for spans in by_namespace.values():
         spans.sort()
-        assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
+        assert all(end <= start for (_, end), (start, _) in pairwise(spans))
 
 
 def test_heartbeat_renews_the_lease_and_hands_over_controls(queue: RunQueue) -> None:

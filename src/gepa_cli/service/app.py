@@ -20,8 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gepa_cli import __version__
 from gepa_cli.errors import GepaCliError
-from gepa_cli.service.errors import ServiceError, UnauthorizedError
 from gepa_cli.service.context import ServiceContext
+from gepa_cli.service.errors import ServiceError, UnauthorizedError
 from gepa_cli.service.metrics import ServiceMetrics
 from gepa_cli.service.progress import ProgressBoard
 from gepa_cli.service.queue import RunQueue

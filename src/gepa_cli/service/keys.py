@@ -85,7 +85,7 @@ def _from_file(path: Path, environ: Mapping[str, str]) -> list[tuple[str, bytes]
     if not isinstance(clients, dict) or not clients or set(data) - {"clients"}:
         raise ConfigError(
             f"--keys-file {path} must hold only [clients.<name>] tables",
-            hint="e.g. [clients.alice] with key_env = \"ALICE_KEY\"",
+            hint='e.g. [clients.alice] with key_env = "ALICE_KEY"',
         )
     found = []
     for name, entry in clients.items():

@@ -125,7 +125,7 @@ class RunMeter:
         seen, self.seen = self.seen, now
         # the first look is what earlier attempts did; a drop is a resume cutting the
         # feed back to its checkpoint: neither is this execution's work
-        if seen is None or any(b < a for a, b in zip(seen, now)):
+        if seen is None or any(b < a for a, b in zip(seen, now, strict=True)):
             return
         self.metrics.rollouts.inc(now[0] - seen[0])
         self.metrics.proposals.inc(now[1] - seen[1])

@@ -156,7 +156,6 @@ def _error(manifest: Manifest | None, returncode: int, log: Path) -> dict[str, A
     }
 
 
-
 class Executor:
     """Runs one leased request to its end (or until the lease is lost or we shut down)."""
 

@@ -4,8 +4,9 @@
 when it opens the database, under a lock (several services may start at once), in one
 transaction with their records: a database is at one version or the next, never
 between. A migration is never edited once released: a schema change is a new
-migration at the end of `MIGRATIONS`, with the SQL for each backend. Version 1 is the schema of the first SQLite-only queue (it creates
-nothing over a database that has it already), so such a database upgrades in place.
+migration at the end of `MIGRATIONS`, with the SQL for each backend. Version 1 is the
+schema of the first SQLite-only queue (it creates nothing over a database that has it
+already), so such a database upgrades in place.
 """
 
 from __future__ import annotations

@@ -203,6 +203,8 @@ class Executor:
             )
         settings.log_dir.mkdir(parents=True, exist_ok=True)
         before = _stamp(run_dir / layout.MANIFEST)
+        meter = RunMeter(FeedProgress(run_dir), self.metrics)
+        meter.observe()  # what earlier attempts did is not this execution's work
         stem = settings.log_dir / request.request_id
         with open(f"{stem}.out", "ab") as out, open(f"{stem}.err", "ab") as err:
             proc = subprocess.Popen(
@@ -216,23 +218,27 @@ class Executor:
             )
         try:
             self.queue.mark_running(request.request_id, owner, proc.pid)
-            returncode, stop_sent = self._supervise(proc, request, owner, run_dir)
+            returncode, stop_sent = self._supervise(proc, request, owner, run_dir, meter)
         except BaseException:
             _terminate(proc)
             raise
         self._record(request, owner, run_dir, (returncode, stop_sent, before), Path(f"{stem}.err"))
 
     def _supervise(
-        self, proc: subprocess.Popen[bytes], request: Request, owner: str, run_dir: Path
+        self,
+        proc: subprocess.Popen[bytes],
+        request: Request,
+        owner: str,
+        run_dir: Path,
+        meter: RunMeter,
     ) -> tuple[int, str | None]:
         """The child's exit code and the control (cancel or pause) sent to it, if any."""
         lease = self.settings.lease_seconds
         tick = min(0.25, lease / 4)
         beat_every = lease / 3
-        renewed = last_beat = time.monotonic()
+        renewed = last_beat = last_look = time.monotonic()
         stop_sent: str | None = None
         control = request.control
-        meter = RunMeter(FeedProgress(run_dir), self.metrics)
         while True:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = proc.wait(timeout=tick)
@@ -249,7 +255,6 @@ class Executor:
                     control = self.queue.heartbeat(request.request_id, owner, lease)
                     renewed = time.monotonic()
                     self.queue.workers.beat(owner, self.host, "busy", request.request_id)
-                    meter.observe()
                 else:
                     control = self.queue.get(request.request_id).control
             except DatabaseUnavailableError as lost:
@@ -265,6 +270,9 @@ class Executor:
             except LeaseLostError:
                 _terminate(proc)
                 raise
+            if time.monotonic() - last_look >= 1.0:
+                last_look = time.monotonic()
+                meter.observe()
             # STOP only once the run owns its directory: an early file would make
             # the fresh run refuse a non-empty directory
             if control and stop_sent is None and (run_dir / layout.LOCK).exists():

@@ -89,7 +89,9 @@ class ServiceClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, *, allow: tuple[int, ...] = (), **kwargs: Any
+    ) -> httpx.Response:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -97,7 +99,8 @@ class ServiceClient:
                 f"{method} {self.url}{path}: no answer ({type(exc).__name__}: {exc})",
                 hint="check the URL and that the service is running",
             ) from None
-        _raise_for(response)
+        if response.status_code not in allow:
+            _raise_for(response)
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -107,12 +110,9 @@ class ServiceClient:
     # -- the service ------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        response = self.http.get("/health")  # 503 still carries the health body
-        if response.status_code in (200, 503):
-            body: dict[str, Any] = response.json()
-            return body
-        _raise_for(response)
-        return {}
+        # a 503 (the database is gone) still carries the health body
+        body: dict[str, Any] = self._send("GET", "/health", allow=(503,)).json()
+        return body
 
     def queue(self, stale_seconds: float | None = None) -> dict[str, Any]:
         params = {"stale_seconds": stale_seconds} if stale_seconds else {}

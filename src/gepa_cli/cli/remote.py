@@ -259,22 +259,26 @@ def _control(action: str) -> Callable[..., None]:
         as_json: bool = JSON,
     ) -> None:
         with _client(url, key, as_json) as client:
-            if action == "resume":
-                changed = client.resume(run)
-            else:
-                changed = getattr(client, action)(run, reason=reason)
-            _show(changed, as_json, _line)
+            _show(getattr(client, action)(run, reason=reason), as_json, _line)
 
     command.__doc__ = {
         "pause": "Pause a run at its next safe point (or hold a queued one).",
-        "resume": "Queue a paused run again; it continues from its checkpoint.",
         "cancel": "Cancel a run at its next safe point (or a queued one at once).",
     }[action]
     return command
 
 
-for _action in ("pause", "resume", "cancel"):
+for _action in ("pause", "cancel"):
     remote_app.command(_action)(_control(_action))
+
+
+@remote_app.command("resume")
+def resume(
+    run: str = RUN, url: str | None = URL, key: str | None = KEY, as_json: bool = JSON
+) -> None:
+    """Queue a paused run again; it continues from its checkpoint."""
+    with _client(url, key, as_json) as client:
+        _show(client.resume(run), as_json, _line)
 
 
 @remote_app.command("delete")

@@ -116,7 +116,9 @@ def test_remote_commands_with_json_and_exit_codes(tmp_path: Path) -> None:
         assert fetched.exit_code == 0, fetched.output
         texts = _json(fetched)["best_candidate"]["texts"]
         assert {p.name for p in out.iterdir()} == {
-            *(f"{m}.txt" for m in texts), "manifest.json", "frontier.json"
+            *(f"{m}.txt" for m in texts),
+            "manifest.json",
+            "frontier.json",
         }
         assert all((out / f"{m}.txt").read_text() == text for m, text in texts.items())
 

@@ -34,7 +34,9 @@ def _task(shared: Path, index: int) -> Path:
 
 
 def _feed(run_dir: str) -> list[dict]:
-    return [orjson.loads(line) for line in (Path(run_dir) / "events.jsonl").read_bytes().splitlines()]
+    return [
+        orjson.loads(line) for line in (Path(run_dir) / "events.jsonl").read_bytes().splitlines()
+    ]
 
 
 def test_three_processes_share_one_postgres_queue_and_survive_a_kill(

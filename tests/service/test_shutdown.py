@@ -19,9 +19,7 @@ BOUND = GRACE + 3 + 7
 
 
 def test_sigterm_requeues_running_runs_and_exits_within_the_bound(tmp_path: Path) -> None:
-    configs = [
-        make_task(tmp_path, f"t{i}", f"ns{i}", latency=0.03, rollouts=100) for i in range(4)
-    ]
+    configs = [make_task(tmp_path, f"t{i}", f"ns{i}", latency=0.03, rollouts=100) for i in range(4)]
     args = ("--workers", "2", "--shutdown-grace-seconds", str(GRACE), "--lease-seconds", "3")
     service = Service(tmp_path, *args).start()
     try:

@@ -65,6 +65,9 @@ class RolloutRow(Record):
     candidate_id: str
     example_id: str
     split: str
+    # the texts' content hash: with the example, the key of the engine's memo, which a
+    # resumed run rebuilds from these rows
+    content_hash: str | None = None
     score: float
     status: str
     feedback: str | None = None
@@ -75,6 +78,9 @@ class RolloutRow(Record):
     cache_action: str | None = None
     latency_ms: float | None = None
     attempts: int | None = None
+    # fetched ahead for an iteration whose commit did not use it: charged, never a
+    # memo entry (docs/events.md, evaluation.discarded)
+    discarded: bool = False
 
 
 class ProposalRow(Record):

@@ -8,7 +8,7 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
-from tests.service.support import make_task, read_manifest, running_service
+from .support import make_task, read_manifest, running_service
 
 TASKS = {"a": "ns1", "b": "ns1", "c": "ns2", "d": "ns2"}  # two dirs share each namespace
 

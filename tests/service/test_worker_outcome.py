@@ -92,7 +92,7 @@ def test_a_run_left_by_another_host_is_taken_over_and_resumed(tmp_path: Path) ->
                 "started_at": lock["started_at"],
                 "heartbeat_at": lock["started_at"],
             }
-        )  # fmt: skip
+        )
     )
     queue.delete(first.request_id)
     again = queue.insert(

@@ -18,6 +18,11 @@ from support.cli import run_cli
 KEY = "client-test-key-93ab"
 
 
+def first_checkpoint(events: list[dict[str, Any]]) -> int:
+    """How many events up to and with the first checkpoint."""
+    return next(i for i, e in enumerate(events, 1) if e["type"] == "checkpoint")
+
+
 def test_client_submits_follows_a_dropped_stream_and_fetches_results(tmp_path: Path) -> None:
     make_task(tmp_path, "c", "ns-c", latency=0.03, rollouts=60)
     local = tmp_path.parent / f"{tmp_path.name}-laptop.toml"  # not under the allowed root
@@ -48,11 +53,19 @@ def test_client_submits_follows_a_dropped_stream_and_fetches_results(tmp_path: P
 
         slow = client.submit(text=config_text("ns-c2", rollouts=400), base_dir="c")
         client_runs = client.runs(client="laptop")
-        seen_running = False
+        # pause at a checkpoint (the stream ends with the run paused), resume, then cancel
+        first_part: list[dict[str, Any]] = []
         for event in client.events(slow["request_id"]):
-            if event["type"] == "checkpoint" and not seen_running:
-                seen_running = True
-                assert client.cancel(slow["request_id"], reason="enough")["control"] == "cancel"
+            first_part.append(event)
+            if event["type"] == "checkpoint" and len(first_part) == first_checkpoint(first_part):
+                client.pause(slow["request_id"], reason="lunch")
+        paused = client.wait(slow["request_id"], timeout=30)
+        client.resume(slow["request_id"])
+        second_part: list[dict[str, Any]] = []
+        for event in client.events(slow["request_id"], after=first_part[-1]["seq"]):
+            second_part.append(event)
+            if event["type"] == "checkpoint" and len(second_part) == first_checkpoint(second_part):
+                client.cancel(slow["request_id"], reason="enough")
         cancelled = client.wait(slow["request_id"], timeout=30)
         deleted = client.delete(slow["run_id"], purge=True)
         with pytest.raises(ServiceRefusedError) as gone:
@@ -73,7 +86,10 @@ def test_client_submits_follows_a_dropped_stream_and_fetches_results(tmp_path: P
     assert stdout.endswith(stdout_tail) and stdout_tail.count("\n") == 3
     assert unknown.value.status == 404 and unknown.value.code == "not_found"
     assert client_runs["total"] == 2
+    assert paused["status"] == "paused" and paused["manifest"]["stopped_by"] == "paused"
+    assert second_part and second_part[0]["seq"] > first_part[-1]["seq"]
     assert cancelled["status"] == "cancelled" and cancelled["cancel"]["reason"] == "enough"
+    assert cancelled["attempts"] == 2
     assert deleted["purged"] and not Path(cancelled["run_dir"]).exists()
     assert gone.value.status == 404
 

@@ -67,6 +67,11 @@ def test_results_of_a_run_while_it_runs_and_after(tmp_path: Path) -> None:
         assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "conflict"
         during = alice.get(f"/runs/{rid}/summary").json()
         assert during["source"] == "feed" and during["events"] >= 1
+        # following the run's stdout ends when the run does, with what it printed last
+        followed = alice.get(
+            f"/runs/{rid}/logs", params={"stream": "stdout", "follow": True}, timeout=60
+        )
+        assert orjson.loads(followed.text)["state"] == "finished"
 
         done = wait_for(alice, rid, ("succeeded", "failed"), 60)
         assert done["status"] == "succeeded", done

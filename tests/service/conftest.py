@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.service.postgres import PostgresServer, required, unavailable
+
+from service.postgres import PostgresServer, required, unavailable
 
 BACKENDS = ("sqlite", "postgresql")
 

@@ -7,7 +7,7 @@ import contextlib
 import socket
 import threading
 
-from tests.service.support import free_port
+from service.support import free_port
 
 
 class DroppingProxy:

@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.service.proxy import DroppingProxy
-from tests.service.support import config_text, make_task, running_service
 
 from gepa_cli.client import ServiceClient, ServiceRefusedError, ServiceUnreachableError
+from service.proxy import DroppingProxy
+from service.support import config_text, make_task, running_service
 from support.cli import run_cli
 
 KEY = "client-test-key-93ab"

@@ -11,9 +11,9 @@ from itertools import pairwise
 from pathlib import Path
 
 import orjson
-from tests.service.support import Service
 
 from gepa_cli.service.queue import RunQueue
+from service.support import Service
 from support.task_dir import make_task_dir
 
 RUNS, NAMESPACES, PROCESSES = 60, 3, 3

@@ -190,3 +190,42 @@ def test_the_frontier_kept_incrementally_equals_the_frontier_recomputed(
         for end in range(1, len(candidates) + 1):
             index.sync(candidates[:end])
             assert index.frontier() == compute_frontier(candidates[:end], kind)
+
+
+def _objective_candidates(rows: list[tuple[float, float]]) -> list[Candidate]:
+    return [
+        Candidate(
+            id=f"c{i:04d}",
+            texts={"m": str(i)},
+            content_hash=str(i),
+            parents=[],
+            origin="seed",
+            iteration=0,
+            val_scores={"val:0": (p + r) / 2},
+            val_objectives={"precision": p, "recall": r},
+        )
+        for i, (p, r) in enumerate(rows)
+    ]
+
+
+@FAST
+@given(st.lists(st.tuples(score, score), min_size=1, max_size=12))
+def test_the_objective_frontier_holds_no_dominated_member(rows: list[tuple[float, float]]) -> None:
+    candidates = _objective_candidates(rows)
+    for kind in ("objective", "hybrid"):
+        frontier, best = compute_frontier(candidates, kind)
+        on_objectives = {
+            cid for key, ids in frontier.items() if key.startswith("objective:") for cid in ids
+        }
+        vectors = {c.id: c.val_objectives for c in candidates}
+        for cid in on_objectives:
+            mine = vectors[cid]
+            assert not any(
+                all(o[n] >= mine[n] for n in mine) and any(o[n] > mine[n] for n in mine)
+                for other, o in vectors.items()
+                if other != cid
+            ), (cid, rows)
+        # every objective key still has a member at its best score
+        for name in ("precision", "recall"):
+            key = "objective:" + name
+            assert frontier[key] and all(vectors[c][name] == best[key] for c in frontier[key])

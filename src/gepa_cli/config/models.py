@@ -285,6 +285,10 @@ class GepaSettings(Section):
     merge_subsample_size: int = Field(default=5, ge=1)
     skip_perfect_score: bool = True
     perfect_score: float = 1.0
+    # which candidates the end of a run scores on heldout: the seed and the best, or
+    # also up to max_heldout_candidates members of the frontier (strongest first)
+    heldout_candidates: Literal["best", "frontier"] = "best"
+    max_heldout_candidates: int = Field(default=4, ge=0)
     # stop rules
     stop_after_no_improvement: int | None = Field(default=None, ge=1)
     stop_at_score: float | None = None

@@ -216,10 +216,14 @@ class BudgetGuard:
 
 
 def heldout_reserve(settings: EngineSettings, heldout_size: int) -> int:
-    """Rollouts kept back for the heldout evaluation of the seed and of the best."""
+    """Rollouts kept back for the heldout evaluation at the end: the seed and the best,
+    and the frontier's members when asked for."""
     if heldout_size <= 0:
         return 0
-    wanted = 2 * heldout_size
+    candidates = 2
+    if settings.heldout_candidates == "frontier":
+        candidates += settings.max_heldout_candidates
+    wanted = candidates * heldout_size
     if settings.max_heldout_rollouts is not None:
         # only whole candidates are worth evaluating on heldout
         wanted = min(wanted, (settings.max_heldout_rollouts // heldout_size) * heldout_size)

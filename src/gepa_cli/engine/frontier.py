@@ -38,6 +38,7 @@ class FrontierIndex:
         self.frontier_type = frontier_type
         self.best: dict[str, float] = {}
         self.members: dict[str, list[str]] = {}
+        self.objectives: dict[str, dict[str, float]] = {}  # candidate id -> objective means
         self.absorbed = 0  # candidates taken in, a prefix of the run's candidate list
 
     def sync(self, candidates: Sequence[Candidate]) -> FrontierIndex:
@@ -49,6 +50,7 @@ class FrontierIndex:
         return self
 
     def add(self, candidate: Candidate) -> None:
+        self.objectives[candidate.id] = dict(candidate.val_objectives)
         for key, score in frontier_entries(candidate, self.frontier_type).items():
             best = self.best.get(key)
             if best is None or score > best:
@@ -58,7 +60,10 @@ class FrontierIndex:
                 bisect.insort(self.members[key], candidate.id)
 
     def frontier(self) -> tuple[Frontier, dict[str, float]]:
-        """The frontier and the best score for each of its keys, keys sorted."""
+        """The frontier and the best score for each of its keys, keys sorted. On an
+        objective key, a member tied at the best score but dominated by another tied
+        member (no worse on every objective, better on one) is left out, so the
+        objective frontier holds only trade-offs worth choosing from."""
         if self.frontier_type == "objective" and not self.members:
             raise ConfigError(
                 "frontier_type 'objective' needs rollouts that return objectives, "
@@ -66,7 +71,29 @@ class FrontierIndex:
                 hint="use frontier_type = 'instance' (or 'hybrid')",
             )
         keys = sorted(self.members)
-        return {k: list(self.members[k]) for k in keys}, {k: self.best[k] for k in keys}
+        frontier = {
+            k: self._undominated(self.members[k])
+            if k.startswith("objective:")
+            else list(self.members[k])
+            for k in keys
+        }
+        return frontier, {k: self.best[k] for k in keys}
+
+    def _undominated(self, ids: list[str]) -> list[str]:
+        if len(ids) < 2:
+            return list(ids)
+        vectors = {cid: self.objectives[cid] for cid in ids}
+        names = sorted({name for vector in vectors.values() for name in vector})
+
+        def dominates(a: dict[str, float], b: dict[str, float]) -> bool:
+            pairs = [(a.get(n, 0.0), b.get(n, 0.0)) for n in names]
+            return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
+
+        return [
+            cid
+            for cid in ids
+            if not any(dominates(vectors[o], vectors[cid]) for o in ids if o != cid)
+        ]
 
 
 def compute_frontier(

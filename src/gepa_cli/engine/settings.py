@@ -23,7 +23,14 @@ STALENESS_POLICIES = ("full",)
 PIPELINE_FIELDS = ("pipeline_mode", "max_in_flight_candidates", "staleness_policy")
 # Fields added after run.started's settings were fixed: written only when they differ
 # from the value that keeps the old behaviour, so older feeds stay byte-identical.
-LATER_FIELDS = {"minibatch_schedule": "fixed"}
+LATER_FIELDS = {
+    "minibatch_schedule": "fixed",
+    "heldout_candidates": "best",
+    "max_heldout_candidates": 4,
+}
+# Which candidates the end of a run evaluates on heldout: the seed and the best, or
+# also the frontier's members (strongest first, at most max_heldout_candidates more)
+HELDOUT_CANDIDATES = ("best", "frontier")
 
 # The one rule of what a resumed run may change: how far it may go (budgets, stop
 # rules, how hard to try before giving up) and the estimates its reservations use.
@@ -102,6 +109,8 @@ class EngineSettings:
     merge_subsample_size: int = 5
     skip_perfect_score: bool = True
     perfect_score: float = 1.0
+    heldout_candidates: str = "best"
+    max_heldout_candidates: int = 4
     # overlapping iterations (pipeline.py)
     pipeline_mode: str = "sync_serial"
     max_in_flight_candidates: int = 4
@@ -176,6 +185,7 @@ class EngineSettings:
         for name, allowed in (
             ("pipeline_mode", PIPELINE_MODES),
             ("staleness_policy", STALENESS_POLICIES),
+            ("heldout_candidates", HELDOUT_CANDIDATES),
         ):
             if getattr(self, name) not in allowed:
                 raise ConfigError(
@@ -206,6 +216,8 @@ class EngineSettings:
                 raise ConfigError(f"[gepa] {name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ConfigError(f"[gepa] epsilon must be within [0, 1], got {self.epsilon}")
+        if self.max_heldout_candidates < 0:
+            raise ConfigError("[gepa] max_heldout_candidates must be >= 0")
         if self.max_merge_invocations < 0:
             raise ConfigError("[gepa] max_merge_invocations must be >= 0")
         for limit, per_rollout, per_proposal in RESERVATIONS:

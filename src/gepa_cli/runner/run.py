@@ -267,6 +267,7 @@ class GepaRun:
             budget=recorder.last_budget,
             error=error,
             listener_errors=recorder.listener_errors,
+            frontier=recorder.feed.frontier_summary(),
         )
         written = write_manifest(run_dir.root, manifest)
         opened.registry.record(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.postgres import PostgresServer, required, unavailable
+from .postgres import PostgresServer, required, unavailable
 
 BACKENDS = ("sqlite", "postgresql")
 

@@ -17,7 +17,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from service.support import free_port
+from .support import free_port
 
 DEFAULT_BIN = Path("/usr/lib/postgresql/15/bin")
 SUPERUSER = "gepa"

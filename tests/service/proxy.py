@@ -7,7 +7,7 @@ import contextlib
 import socket
 import threading
 
-from service.support import free_port
+from .support import free_port
 
 
 class DroppingProxy:

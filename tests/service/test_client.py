@@ -11,9 +11,10 @@ import orjson
 import pytest
 
 from gepa_cli.client import ServiceClient, ServiceRefusedError, ServiceUnreachableError
-from service.proxy import DroppingProxy
-from service.support import config_text, make_task, running_service
 from support.cli import run_cli
+
+from .proxy import DroppingProxy
+from .support import config_text, make_task, running_service
 
 KEY = "client-test-key-93ab"
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import orjson
 
 from gepa_cli.service.queue import RunQueue
-from service.support import Service
 from support.task_dir import make_task_dir
+
+from .support import Service
 
 RUNS, NAMESPACES, PROCESSES = 60, 3, 3
 LEASE = 2.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.support import make_task, read_manifest, running_service, wait_for
+from .support import make_task, read_manifest, running_service, wait_for
 
 ALICE, CI = "alice-key-4f9a2c", "ci-key-77b1e0"
 

@@ -10,7 +10,8 @@ import orjson
 
 from gepa_cli.artifacts.liveness import pid_alive
 from gepa_cli.service.queue import RunQueue
-from service.support import Service, make_task, read_manifest, running_service, wait_for
+
+from .support import Service, make_task, read_manifest, running_service, wait_for
 
 GRACE = 5.0
 # the grace for running children, uvicorn's few seconds for open connections, and margin

@@ -37,8 +37,10 @@ ALLOWED: dict[str, set[str]] = {
     "workspace": BASE | {"engine", "artifacts", "config"},
     # a container never depends on the optimizer's internals
     "taskapp": BASE,
+    # show, diff and the HTML report read run directories, as workspace status does
+    "view": BASE | {"artifacts", "workspace"},
     **{
-        front: BASE | {"engine", "artifacts", "config", "runtime", "runner", "workspace"}
+        front: BASE | {"engine", "artifacts", "config", "runtime", "runner", "workspace", "view"}
         for front in FRONT_ENDS
     },
 }

@@ -40,13 +40,13 @@ def test_show_piped_to_a_file_is_the_best_text_byte_for_byte(
     assert out.read_bytes() == text.encode("utf-8")
 
 
-def test_show_module_of_a_two_module_run_through_a_pipe(merges: Run) -> None:
+def test_show_module_of_a_two_module_run(merges: Run) -> None:
     best = merges.manifest["best_candidate"]
     assert set(best["texts"]) == {"system_prompt", "checklist"}
     for module, text in best["texts"].items():
-        shown = gepa_cli("show", str(merges.path), "--module", module)
-        assert shown.returncode == 0, shown.stderr
-        assert shown.stdout == text.encode("utf-8")
+        shown = run_cli("show", str(merges.path), "--module", module)
+        assert shown.exit_code == 0, shown.stderr
+        assert shown.stdout_bytes == text.encode("utf-8")
     both = run_cli("show", str(merges.path))
     assert both.exit_code == 0
     assert both.stdout == "".join(

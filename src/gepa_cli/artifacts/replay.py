@@ -30,10 +30,10 @@ from gepa_cli.artifacts.timeline import (
 from gepa_cli.errors import EventCompareError
 
 __all__ = [
-    "CheckReport",
-    "Disagreement",
     "BestChange",
+    "CheckReport",
     "Decision",
+    "Disagreement",
     "Replay",
     "ReplayCandidate",
     "TimelineEntry",

@@ -30,9 +30,9 @@ MODULE_OPTION = typer.Option(None, "--module", "-m", help="Only this module's te
 
 
 def register() -> None:
-    app.command("show")(show)
-    app.command("diff")(diff)
-    app.command("report")(report)
+    app.command("show", short_help="Print a candidate's texts, its scores or the frontier.")(show)
+    app.command("diff", short_help="Diff two candidates' texts, like diff(1).")(diff)
+    app.command("report", short_help="Write an HTML report with plots that opens offline.")(report)
 
 
 def _json(payload: Any) -> None:
@@ -113,7 +113,9 @@ def diff(
 
 def report(
     run_dirs: list[Path] = typer.Argument(
-        ..., help="One or more run directories; several overlay their score curves."
+        ...,
+        metavar="RUN_DIR",
+        help="One or more run directories; several overlay their score curves.",
     ),
     output: Path = typer.Option(
         Path("report.html"), "--output", "-o", help="The HTML file to write."

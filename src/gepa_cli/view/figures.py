@@ -229,8 +229,10 @@ def lineage_figure(view: RunView, anchor: Anchor) -> go.Figure | None:
             },
         },
     )  # fmt: skip
-    figure.update_xaxes(title_text="generation", dtick=1, zeroline=False)
-    figure.update_yaxes(visible=False, autorange="reversed")
+    last = max(n.generation for n in nodes.values())
+    figure.update_xaxes(title_text="generation", dtick=1, zeroline=False, range=[-0.4, last + 0.4])
+    # reversed rows, padded so the labels above the first row stay inside the plot
+    figure.update_yaxes(visible=False, range=[rows - 0.4, -0.8])
     figure.update_layout(showlegend=True)
     return figure
 
@@ -249,7 +251,8 @@ def frontier_figure(view: RunView, anchor: Anchor) -> go.Figure | None:
     keys = frontier.frontier if frontier is not None else {}
     prefix = "example:" if frontier is not None and frontier.frontier_type == "hybrid" else ""
     figure = _figure(
-        "Instance frontier: score per validation example (★ on the frontier)",
+        "Instance frontier: score per validation example (★ where a candidate is best and "
+        "not every candidate ties)",
         height=int(min(900, max(260, 120 + 26 * len(validated)))),
     )
     figure.add_heatmap(
@@ -262,9 +265,15 @@ def frontier_figure(view: RunView, anchor: Anchor) -> go.Figure | None:
         hovertemplate="%{y} on %{x}: %{z:.3f}<extra></extra>",
         meta="scores",
     )
-    wins = [(e, cid) for e in examples for cid in keys.get(prefix + e, [])]
     shown = {c.id for c in validated}
-    wins = [(e, cid) for e, cid in wins if cid in shown]
+    # an example every candidate ties on (all wrong, or all right) is won by no one
+    wins = [
+        (e, cid)
+        for e in examples
+        if not shown <= set(keys.get(prefix + e, []))
+        for cid in keys.get(prefix + e, [])
+        if cid in shown
+    ]
     figure.add_scatter(
         x=[e for e, _ in wins], y=[cid for _, cid in wins],
         customdata=[anchor(cid) for _, cid in wins],
@@ -360,9 +369,10 @@ def proposals_figure(view: RunView) -> go.Figure | None:
         if any(values):
             figure.add_bar(
                 x=["proposals", "merges"], y=values, name=kind, marker_color=color,
-                text=[v or "" for v in values], textposition="inside", meta=f"outcome:{kind}",
+                text=[v or "" for v in values], textposition="inside", textangle=0,
+                meta=f"outcome:{kind}",
             )  # fmt: skip
-    figure.update_layout(barmode="stack")
+    figure.update_layout(barmode="stack", uniformtext={"mode": "hide", "minsize": 10})
     figure.update_yaxes(title_text="count")
     return figure
 

@@ -73,17 +73,38 @@ def _usd(value: Any, known: bool) -> str:
 
 
 def inline_diff(old: str, new: str) -> list[tuple[str, str]]:
-    """(op, text) pieces, word by word: op is ``=``, ``-`` (only in old) or ``+``."""
+    """(op, text) pieces, word by word: op is ``=``, ``-`` (only in old) or ``+``.
+
+    Changes separated only by whitespace read as one change (all of its old words,
+    then all of its new ones) rather than as an interleaving of tiny edits."""
     a, b = TOKEN.findall(old), TOKEN.findall(new)
     pieces: list[tuple[str, str]] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    removed: list[str] = []
+    added: list[str] = []
+
+    def settle() -> None:
+        if removed:
+            pieces.append(("-", "".join(removed)))
+        if added:
+            pieces.append(("+", "".join(added)))
+        removed.clear()
+        added.clear()
+
+    opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    for index, (op, i1, i2, j1, j2) in enumerate(opcodes):
+        same = "".join(a[i1:i2])
         if op == "equal":
-            pieces.append(("=", "".join(a[i1:i2])))
+            inside = (removed or added) and index + 1 < len(opcodes)
+            if inside and not same.strip():
+                removed.append(same)
+                added.append(same)
+                continue
+            settle()
+            pieces.append(("=", same))
             continue
-        if i2 > i1:
-            pieces.append(("-", "".join(a[i1:i2])))
-        if j2 > j1:
-            pieces.append(("+", "".join(b[j1:j2])))
+        removed.extend(a[i1:i2])
+        added.extend(b[j1:j2])
+    settle()
     return pieces
 
 
@@ -144,16 +165,15 @@ class ReportBuilder:
 
     def _run(self, section: RunSection) -> dict[str, Any]:
         view, anchor = section.view, section.anchor
-        makers = {
-            "score": lambda: figures.score_figure(view, anchor),
-            "lineage": lambda: figures.lineage_figure(view, anchor),
-            "frontier": lambda: figures.frontier_figure(view, anchor),
-            "objectives": lambda: figures.objective_figure(view, anchor),
-            "proposals": lambda: figures.proposals_figure(view),
-            "budget": lambda: figures.budget_figure(view),
+        built = {
+            "score": figures.score_figure(view, anchor),
+            "lineage": figures.lineage_figure(view, anchor),
+            "frontier": figures.frontier_figure(view, anchor),
+            "objectives": figures.objective_figure(view, anchor),
+            "proposals": figures.proposals_figure(view),
+            "budget": figures.budget_figure(view),
         }
-        for kind, make in makers.items():
-            figure = make()
+        for kind, figure in built.items():
             section.plots[kind] = (
                 Plot(f"{section.id}-{kind}", kind, figure) if figure is not None else None
             )

@@ -89,8 +89,13 @@ def frontier_facts(view: RunView) -> dict[str, Any]:
     for ids in (frontier.frontier if frontier is not None else {}).values():
         if len(ids) == 1:
             holders[ids[0]] = holders.get(ids[0], 0) + 1
+
+    def mean(cid: str) -> float:
+        candidate = view.replay.candidate(cid)
+        return candidate.val_mean if candidate is not None and candidate.val_mean else 0.0
+
     members = []
-    for cid, held in keys.items():
+    for cid, held in sorted(keys.items(), key=lambda item: (-mean(item[0]), item[0])):
         candidate = view.replay.candidate(cid)
         members.append(
             {
@@ -106,7 +111,6 @@ def frontier_facts(view: RunView) -> dict[str, Any]:
                 "keys_alone": holders.get(cid, 0),
             }
         )
-    members.sort(key=lambda m: (-(m["val_mean"] or 0.0), m["candidate_id"]))
     return {
         "run_id": view.run_id,
         "run_dir": str(view.path),

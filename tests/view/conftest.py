@@ -3,7 +3,7 @@ says what each one is)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +11,13 @@ import pytest
 from view_runs import (
     FAILING_PROPOSER,
     FOCUS_PROPOSER,
+    LOCAL_MODEL,
     TWO_MODULES,
     Run,
     SmallRun,
     execute,
+    keyword_model,
+    serve,
 )
 
 from gepa_cli.view import write_report
@@ -23,7 +26,12 @@ from support.task_dir import make_task_dir, write_config
 
 
 @pytest.fixture(scope="session")
-def task(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model_url() -> Iterator[str]:
+    yield from serve(keyword_model())
+
+
+@pytest.fixture(scope="session")
+def task(tmp_path_factory: pytest.TempPathFactory, model_url: str) -> Path:
     root = tmp_path_factory.mktemp("view-task")
     config = make_task_dir(root, gepa={"max_total_rollouts": 120}, cache={"mode": "off"})
     (root / "two_modules.py").write_text(TWO_MODULES, encoding="utf-8")
@@ -35,6 +43,17 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> Path:
         container={"app": "two_modules:app"},
         proposer={"command": ["{python}", "focus_propose.py"]},
         gepa={"max_total_rollouts": 170, "use_merge": True},
+        cache={"mode": "off"},
+    )
+    write_config(
+        root / "unpriced.toml",
+        proposer={
+            "backend": "openai_chat",
+            "model": LOCAL_MODEL,
+            "base_url": model_url,
+            "command": None,
+            "input": None,
+        },
         cache={"mode": "off"},
     )
     write_config(
@@ -84,7 +103,7 @@ def stopped(task: Path, runs_dir: Path) -> Run:
             if len(accepted) == 2:
                 (runs_dir / "stopped" / "STOP").touch()
 
-    run = Run(execute(task, "stopped", runs_dir, stop_after_two_children))
+    run = Run(execute(task.parent / "unpriced.toml", "stopped", runs_dir, stop_after_two_children))
     assert run.manifest["state"] == "stopped" and run.manifest["stopped_by"] == "stop_file"
     replay_check(run.path)
     return run

@@ -248,7 +248,29 @@ def test_report_of_a_stopped_run(browser: Any, stopped: Run, tmp_path: Path) -> 
         browser, render([stopped.path], tmp_path, "stopped"), tmp_path / "stopped.png"
     )
     check_against_ledgers(loaded, stopped)
-    assert "stopped (stop_file)" in loaded.text("#r0 .cards")
+    cards = loaded.text("#r0 .cards")
+    assert "stopped (stop_file)" in cards
+    # the proposer's model has no price: its cost is unknown, and never shown as $0
+    manifest = stopped.manifest
+    assert manifest["cost_known"] is False
+    assert manifest["usage"]["proposer.openai_chat"]["cost_known"] is False
+    assert "cost recorded\nunknown" in cards.lower()
+    usage = loaded.page.eval_on_selector_all(
+        "#r0 table.usage tr", "rows => rows.map(r => r.innerText.split('\\t'))"
+    )
+    by_boundary = {row[0]: row[-1] for row in usage[1:]}
+    assert by_boundary["proposer.openai_chat"] == "unknown"
+    assert by_boundary["container.rollout"] == "$0.0000"  # known: the container reports it
+    limits = loaded.page.eval_on_selector_all(
+        "#r0 table.limits tr", "rows => rows.map(r => r.innerText.split('\\t'))"
+    )
+    assert ["max_cost_usd", "unknown", "none"] in limits
+    costs = loaded.page.eval_on_selector_all(
+        "#r0 table.proposals tr[data-outcome] td:last-child", "tds => tds.map(t => t.innerText)"
+    )
+    assert costs and set(costs) == {"unknown"}
+    # the heldout was not measured: the run stopped before it
+    assert "heldout not measured" in loaded.text("#r0")
 
 
 def test_report_of_a_run_with_merges(browser: Any, merges: Run, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 - small: the reference task (one module), finished by its rollout budget; while it
   ran, a listener rendered its report, so that report is of a still-running run;
-- stopped: the same task stopped at a safe point by a STOP file (as `gepa stop` does);
+- stopped: the same task, its proposer an OpenAI-compatible local model the price table
+  does not know (so its cost is unknown), stopped at a safe point by a STOP file (as
+  `gepa stop` does);
 - merges: a two-module variant whose proposer rewrites one module to one focus word, so
   branches win different examples and merges are accepted;
 - failed: a proposer that keeps failing (the run fails after validating its seed);
@@ -11,12 +13,18 @@
 
 from __future__ import annotations
 
+import re
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import uvicorn
+from fastapi import FastAPI, Request
 
 from gepa_cli.artifacts import read_jsonl
 from gepa_cli.errors import GepaCliError
@@ -66,6 +74,49 @@ for record in request["reflective_dataset"]:
 ranked = sorted((w for w in missing if w not in text.lower()), key=lambda w: (-missing[w], w))
 print("```\\n" + (f"Focus on {ranked[0]}." if ranked else text) + "\\n```")
 """
+
+# An OpenAI-compatible stand-in for a model the price table does not know: it reads the
+# reflection prompt (current text and feedback) and adds the first missing keyword.
+LOCAL_MODEL = "local-unpriced-model"
+
+
+def keyword_model() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> dict[str, Any]:
+        prompt = (await request.json())["messages"][-1]["content"]
+        current = re.search(r"# Current text\n\n```\n(.*?)\n```", prompt, re.S)
+        text = current.group(1) if current else ""
+        missing = sorted(
+            {w.strip() for m in re.findall(r"Missing: (.*?)\.", prompt) for w in m.split(",")}
+        )
+        new = [word for word in missing if word not in text.lower()]
+        answer = text + f" Mind {new[0]}." if new else text
+        return {
+            "choices": [{"message": {"role": "assistant", "content": f"```\n{answer}\n```"}}],
+            "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 12},
+        }
+
+    return app
+
+
+def serve(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` on a free 127.0.0.1 port in a thread; yield its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "model server did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
 
 FAILING_PROPOSER = "import sys\nsys.stderr.write('model offline\\n')\nsys.exit(3)\n"
 

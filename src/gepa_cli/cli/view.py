@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from gepa_cli.cli.app import app
 from gepa_cli.view import (
@@ -17,6 +16,7 @@ from gepa_cli.view import (
     candidate_facts,
     diff_sides,
     frontier_facts,
+    frontier_table,
     print_diff,
     resolve,
     selected_texts,
@@ -24,7 +24,6 @@ from gepa_cli.view import (
     write_report,
 )
 
-JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 RUN_DIR = typer.Argument(..., help="A run directory (finished, stopped, running or failed).")
 MODULE_OPTION = typer.Option(None, "--module", "-m", help="Only this module's text.")
 
@@ -37,10 +36,6 @@ def register() -> None:
 
 def _json(payload: Any) -> None:
     sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
-
-
-def _score(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
 
 
 def show(
@@ -61,25 +56,7 @@ def show(
         if as_json:
             _json(facts)
             return
-        table = Table(
-            title=f"{facts['run_id']}: {facts['frontier_type'] or '-'} frontier, "
-            f"{facts['keys']} keys",
-            title_justify="left",
-        )
-        objectives = sorted({n for m in facts["members"] for n in m["objective_means"]})
-        for name in ("candidate", "roles", "val", "heldout", *objectives, "keys", "alone"):
-            table.add_column(name, justify="left" if name in ("candidate", "roles") else "right")
-        for m in facts["members"]:
-            table.add_row(
-                m["candidate_id"],
-                ", ".join(m["roles"]),
-                _score(m["val_mean"]),
-                _score(m["heldout_mean"]),
-                *(_score(m["objective_means"].get(n)) for n in objectives),
-                str(m["keys"]),
-                str(m["keys_alone"]),
-            )
-        Console(width=max(100, Console().width)).print(table)
+        Console(width=max(100, Console().width)).print(frontier_table(facts))
         return
     if as_json:
         facts = candidate_facts(view, view.candidate(candidate))

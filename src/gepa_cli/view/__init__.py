@@ -4,7 +4,13 @@
 from gepa_cli.view.diff import ModuleDiff, diff_sides, diff_text, print_diff, resolve
 from gepa_cli.view.page import render_report, write_report
 from gepa_cli.view.run import BEST, SEED, RunView
-from gepa_cli.view.show import candidate_facts, frontier_facts, selected_texts, texts_output
+from gepa_cli.view.show import (
+    candidate_facts,
+    frontier_facts,
+    frontier_table,
+    selected_texts,
+    texts_output,
+)
 
 __all__ = [
     "BEST",
@@ -15,6 +21,7 @@ __all__ = [
     "diff_sides",
     "diff_text",
     "frontier_facts",
+    "frontier_table",
     "print_diff",
     "render_report",
     "resolve",

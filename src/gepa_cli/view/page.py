@@ -240,6 +240,13 @@ class ReportBuilder:
             notes.append(
                 f"events.jsonl line {view.replay.partial_last_line} is half-written and left out"
             )
+        for row in view.replay.heldout:
+            if row.get("outcome") == "skipped":
+                roles = " + ".join(map(str, row.get("roles") or []))
+                notes.append(
+                    f"heldout not measured for {row.get('candidate_id')} ({roles}): "
+                    f"{row.get('reason')}"
+                )
         for name, problem in view.files.unreadable.items():
             notes.append(f"{name} is unreadable and left out: {problem}")
         if not view.candidates:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.table import Table
+
 from gepa_cli.artifacts.replay import ReplayCandidate
 from gepa_cli.errors import ViewError
 from gepa_cli.view.run import BEST, RunView
@@ -120,3 +122,29 @@ def frontier_facts(view: RunView) -> dict[str, Any]:
         "best_candidate_id": frontier.best_candidate_id if frontier is not None else None,
         "members": members,
     }
+
+
+def _score(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
+def frontier_table(facts: dict[str, Any]) -> Table:
+    """`frontier_facts` as a table: one row per member, a column per objective."""
+    table = Table(
+        title=f"{facts['run_id']}: {facts['frontier_type'] or '-'} frontier, {facts['keys']} keys",
+        title_justify="left",
+    )
+    objectives = sorted({n for m in facts["members"] for n in m["objective_means"]})
+    for name in ("candidate", "roles", "val", "heldout", *objectives, "keys", "alone"):
+        table.add_column(name, justify="left" if name in ("candidate", "roles") else "right")
+    for m in facts["members"]:
+        table.add_row(
+            m["candidate_id"],
+            ", ".join(m["roles"]),
+            _score(m["val_mean"]),
+            _score(m["heldout_mean"]),
+            *(_score(m["objective_means"].get(n)) for n in objectives),
+            str(m["keys"]),
+            str(m["keys_alone"]),
+        )
+    return table

@@ -180,3 +180,14 @@ def test_a_directory_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
         assert result.exit_code == 2, result.output
         assert f"{tmp_path} is not a run directory" in result.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_report_refuses_an_output_it_cannot_write(small: SmallRun, tmp_path: Path) -> None:
+    result = run_cli("report", str(small.path), "-o", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error [view_error]: {tmp_path} is a directory")
+    written = tmp_path / "nested" / "r.html"
+    result = run_cli("report", str(small.path), "-o", str(written))
+    assert result.exit_code == 0, result.output
+    assert written.stat().st_mode & 0o777 == 0o644
+    assert written.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")

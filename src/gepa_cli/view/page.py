@@ -353,5 +353,14 @@ def render_report(views: Sequence[RunView]) -> str:
 def write_report(run_dirs: Sequence[str | Path], output: Path) -> Path:
     """Render the report of ``run_dirs`` into ``output`` (atomically) and return it."""
     html = render_report([RunView.load(p) for p in run_dirs])
-    write_bytes_atomic(output, html.encode("utf-8"))
+    if output.is_dir():
+        raise ViewError(f"{output} is a directory", hint="pass a file name with -o, e.g. -o r.html")
+    try:
+        write_bytes_atomic(output, html.encode("utf-8"))
+        output.chmod(0o644)  # a page to open and share, unlike the run's private files
+    except OSError as exc:
+        raise ViewError(
+            f"cannot write the report to {output}: {exc.strerror}",
+            hint="pass a writable path with -o",
+        ) from None
     return output

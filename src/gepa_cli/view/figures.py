@@ -278,7 +278,8 @@ def frontier_figure(view: RunView, anchor: Anchor) -> go.Figure | None:
         x=[e for e, _ in wins], y=[cid for _, cid in wins],
         customdata=[anchor(cid) for _, cid in wins],
         mode="markers", name="on the frontier", meta="wins",
-        marker={"symbol": "star", "size": 11, "color": "#ffbf00",
+        marker={"symbol": "star", "size": max(4, min(11, 700 // len(examples))),
+                "color": "#ffbf00",
                 "line": {"width": 1, "color": "#333"}},
         hovertemplate="%{y} is on the frontier for %{x}<extra></extra>",
     )  # fmt: skip

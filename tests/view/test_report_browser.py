@@ -295,6 +295,20 @@ def test_report_of_a_run_with_merges(browser: Any, merges: Run, tmp_path: Path) 
     loaded.page.click(f'#r0 table.merges a[href="#r0-{merged}"]')
     loaded.page.wait_for_function(f"document.getElementById('r0-{merged}').open")
     assert candidates[merged]["texts"]["checklist"] in loaded.text(f"#r0-{merged}")
+    # every proposal has a row saying why; a rejected one shows the text it proposed
+    rows = loaded.page.eval_on_selector_all(
+        "#r0 table.proposals tr[data-outcome]",
+        "rows => rows.map(r => [r.cells[0].textContent, r.dataset.outcome,"
+        " r.cells[5].textContent])",
+    )
+    ledger = {p["proposal_id"]: p for p in merges.ledger("proposals.jsonl")}
+    assert [row[0] for row in rows] == list(ledger)
+    for pid, kind, why in rows:
+        assert kind == outcome_kind(ledger[pid]["outcome"])
+        if kind in ("accepted", "rejected"):
+            assert f"{pid} on {ledger[pid]['parent_id']}, minibatch sum" in why
+        if kind == "rejected":
+            assert ledger[pid]["new_text"] in why
     merge_rows = loaded.page.eval_on_selector_all("#r0 table.merges tr", "rows => rows.length")
     events = merges.ledger("events.jsonl")
     assert merge_rows - 1 == sum(e["type"] in ("merge.accepted", "merge.rejected") for e in events)

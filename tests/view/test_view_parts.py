@@ -20,10 +20,10 @@ def test_the_replay_knows_when_each_candidate_was_validated_and_why_children_set
     spent, validated_at, scores = 0, {}, {}
     for event in events:
         data = event["data"]
-        if event["type"] == "evaluation.completed":
+        if event["type"] in ("evaluation.completed", "evaluation.discarded"):
             spent += data["rollouts"]
-            if data["purpose"] == "validation":
-                scores[data["eval_id"]] = {r["example_id"]: r["score"] for r in data["results"]}
+        if event["type"] == "evaluation.completed" and data["purpose"] == "validation":
+            scores[data["eval_id"]] = {r["example_id"]: r["score"] for r in data["results"]}
         elif event["type"] == "candidate.validated":
             validated_at[data["candidate_id"]] = spent
     assert replay.rollouts_spent == spent == merges.manifest["budget"]["rollouts"]["total"]

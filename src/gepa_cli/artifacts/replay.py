@@ -125,7 +125,7 @@ class Replay:
     heldout: list[dict[str, Any]] = field(default_factory=list)
     event_counts: dict[str, int] = field(default_factory=dict)
     timeline: list[TimelineEntry] = field(default_factory=list)
-    # counted rollouts so far (the sum over evaluation.completed)
+    # counted rollouts so far (the sum over evaluation.completed and .discarded)
     rollouts_spent: int = 0
     best_history: list[BestChange] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
@@ -328,6 +328,11 @@ class _Folder:
                 for r in data.get("results") or []
                 if isinstance(r, Mapping) and isinstance(r.get("score"), (int, float))
             }
+
+    def _evaluation_discarded(self, data: Mapping[str, Any]) -> None:
+        # work fetched ahead that the iteration did not use: charged all the same
+        counted = data.get("rollouts")
+        self.replay.rollouts_spent += counted if isinstance(counted, int) else 0
 
     def _budget_updated(self, data: Mapping[str, Any]) -> None:
         self.replay.budget = {k: v for k, v in data.items() if k not in ("iteration", "limits")}

@@ -42,7 +42,12 @@ def task(tmp_path_factory: pytest.TempPathFactory, model_url: str) -> Path:
         run={"seed": 1},
         container={"app": "two_modules:app"},
         proposer={"command": ["{python}", "focus_propose.py"]},
-        gepa={"max_total_rollouts": 170, "use_merge": True},
+        gepa={
+            "max_total_rollouts": 210,
+            "use_merge": True,
+            "heldout_candidates": "frontier",
+            "max_heldout_candidates": 2,
+        },
         cache={"mode": "off"},
     )
     write_config(

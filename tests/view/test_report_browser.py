@@ -290,6 +290,18 @@ def test_report_of_a_run_with_merges(browser: Any, merges: Run, tmp_path: Path) 
     for cid, (x, y) in points.items():
         means = candidates[cid]["objective_means"]
         assert (x, y) == pytest.approx((means["brevity"], means["coverage"]))
+    # the frontier members scored on heldout, each at its heldout mean
+    members = [
+        m
+        for m in merges.manifest["frontier"]["members"]
+        if m["heldout_mean"] is not None
+        and m["candidate_id"] not in (merges.manifest["seed_candidate"]["id"],
+                                      merges.manifest["best_candidate"]["id"])
+    ]  # fmt: skip
+    frontier_heldout = loaded.trace("r0-score", "heldout:frontier")
+    assert frontier_heldout["text"] == [m["candidate_id"] for m in members]
+    assert frontier_heldout["y"] == approx([m["heldout_mean"] for m in members])
+    assert loaded.marks("r0-score", "heldout:frontier") == len(members) == 2
     merged = next(cid for cid, c in candidates.items() if c["origin"] == "merge")
     # a link in the merges table opens that candidate's texts
     loaded.page.click(f'#r0 table.merges a[href="#r0-{merged}"]')

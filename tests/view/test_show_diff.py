@@ -191,3 +191,23 @@ def test_report_refuses_an_output_it_cannot_write(small: SmallRun, tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert written.stat().st_mode & 0o777 == 0o644
     assert written.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_show_frontier_agrees_with_the_manifest_and_its_heldout(merges: Run) -> None:
+    recorded = merges.manifest["frontier"]
+    shown = run_cli("show", str(merges.path), "--frontier", "--json")
+    assert shown.exit_code == 0, shown.output
+    facts = orjson.loads(shown.stdout)
+    assert facts["frontier_type"] == recorded["frontier_type"]
+    assert [m["candidate_id"] for m in facts["members"]] == [
+        m["candidate_id"] for m in recorded["members"]
+    ]
+    for ours, theirs in zip(facts["members"], recorded["members"], strict=True):
+        assert ours["val_mean"] == theirs["val_mean"]
+        assert ours["heldout_mean"] == theirs["heldout_mean"]
+        assert ours["objective_means"] == theirs["objective_means"]
+        assert ours["keys"] == theirs["fronts"]
+    # the run scored two members besides the seed and the best on heldout
+    roles = {m["candidate_id"]: m["roles"] for m in facts["members"]}
+    measured = [m for m in facts["members"] if m["heldout_mean"] is not None]
+    assert len([m for m in measured if not roles[m["candidate_id"]]]) == 2

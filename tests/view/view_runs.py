@@ -6,7 +6,8 @@
   does not know (so its cost is unknown), stopped at a safe point by a STOP file (as
   `gepa stop` does);
 - merges: a two-module variant whose proposer rewrites one module to one focus word, so
-  branches win different examples and merges are accepted;
+  branches win different examples and merges are accepted; two frontier members besides
+  the seed and the best are scored on heldout;
 - failed: a proposer that keeps failing (the run fails after validating its seed);
 - down: a container that never answers (the run fails before any event).
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -106,27 +107,29 @@ def score_figure(view: RunView, anchor: Anchor) -> go.Figure | None:
         marker={"color": COLORS[0], "size": 9, "line": {"width": 1, "color": "white"}},
         meta="candidates",
     )
+    # one trace per role (seed, best, seed+best, frontier members), each point a candidate
+    heldout: dict[str, list[dict[str, Any]]] = {}
     for row in view.replay.heldout:
-        if row.get("outcome") != "completed":
-            continue
-        roles = [str(r) for r in row.get("roles") or []]
-        cid = str(row.get("candidate_id"))
+        if row.get("outcome") == "completed":
+            heldout.setdefault("+".join(map(str, row.get("roles") or [])), []).append(row)
+    for roles, rows in heldout.items():
+        ids = [str(r.get("candidate_id")) for r in rows]
+        color = BEST_COLOR if "best" in roles else SEED_COLOR if "seed" in roles else COLORS[3]
         figure.add_scatter(
-            x=[row.get("at_rollouts", end)],
-            y=[row.get("mean")],
-            customdata=[anchor(cid)],
-            text=[cid],
-            hovertext=[f"<b>{cid}</b> heldout {float(row.get('mean') or 0):.4f} "
-                       f"on {row.get('count')}"],
+            x=[r.get("at_rollouts", end) for r in rows],
+            y=[r.get("mean") for r in rows],
+            customdata=[anchor(cid) for cid in ids],
+            text=ids,
+            hovertext=[
+                f"<b>{cid}</b> heldout {float(r.get('mean') or 0):.4f} on {r.get('count')}"
+                for cid, r in zip(ids, rows, strict=True)
+            ],
             hoverinfo="text",
-            name=f"{' + '.join(roles)} (heldout)",
+            name=f"{roles.replace('+', ' + ')} (heldout)",
             mode="markers",
-            marker={
-                "symbol": "diamond", "size": 13,
-                "color": BEST_COLOR if "best" in roles else SEED_COLOR,
-                "line": {"width": 1, "color": "black"},
-            },
-            meta="heldout:" + "+".join(roles),
+            marker={"symbol": "diamond", "size": 13, "color": color,
+                    "line": {"width": 1, "color": "black"}},
+            meta=f"heldout:{roles}",
         )  # fmt: skip
     figure.update_xaxes(title_text="rollouts spent", rangemode="tozero")
     figure.update_yaxes(title_text="mean score")

@@ -114,14 +114,14 @@ def _decisions_by_proposal(decisions: Sequence[Decision]) -> dict[str, Decision]
 
 def _proposal_row(p: ProposalRow, decision: Decision | None) -> dict[str, Any]:
     kind = figures.outcome_kind(p.outcome)
-    detail = p.outcome.split(":", 1)[1].strip() if ":" in p.outcome else ""
-    why = decision.verdict if decision is not None else detail
-    if kind == "duplicate" and decision is not None:
-        why = decision.verdict
-    elif kind == "failed":
-        why = p.outcome
+    if kind == "failed":
+        why = p.outcome  # the proposer's error or rejection, as recorded
     elif kind == "not_evaluated":
         why = "the run ended before its child was evaluated"
+    elif decision is not None:
+        why = decision.verdict
+    else:  # e.g. a racing drop recorded under another proposal of the same child
+        why = p.outcome.split(":", 1)[1].strip() if ":" in p.outcome else p.outcome
     usage = p.usage
     return {
         "id": p.proposal_id,
@@ -138,7 +138,7 @@ def _proposal_row(p: ProposalRow, decision: Decision | None) -> dict[str, Any]:
 
 
 class ReportBuilder:
-    """Builds the page's context from the runs; `render` turns it into HTML."""
+    """Builds the page's context from the runs (`render_report` renders it)."""
 
     def __init__(self, views: Sequence[RunView]) -> None:
         if not views:

@@ -88,14 +88,6 @@ class RunView:
         return self.replay.frontier or self.files.frontier
 
     @property
-    def target_modules(self) -> list[str]:
-        started = self.replay.started or {}
-        modules = [str(m) for m in started.get("target_modules") or []]
-        if not modules and self.replay.candidates:
-            modules = list(self.replay.candidates[0].texts)
-        return modules
-
-    @property
     def budget(self) -> dict[str, Any] | None:
         """What the run used, as the engine counts it (the manifest's, or the feed's)."""
         if self.manifest is not None and self.manifest.budget is not None:
@@ -201,10 +193,3 @@ class RunView:
             for cid in ids:
                 keys.setdefault(cid, []).append(key)
         return keys
-
-    def proposals_for(self, candidate_id: str) -> list[ProposalRow]:
-        return [p for p in self.proposals if p.candidate_id == candidate_id]
-
-
-def load_runs(paths: list[Path] | list[str]) -> list[RunView]:
-    return [RunView.load(p) for p in paths]

@@ -39,8 +39,10 @@ ALLOWED: dict[str, set[str]] = {
     "taskapp": BASE,
     # the service's HTTP client speaks the API, never the service's internals
     "client": BASE,
+    # show, diff and the HTML report read run directories, as workspace status does
+    "view": BASE | {"artifacts", "workspace"},
     **{
-        front: BASE | {"engine", "artifacts", "config", "runtime", "runner", "workspace"}
+        front: BASE | {"engine", "artifacts", "config", "runtime", "runner", "workspace", "view"}
         for front in FRONT_ENDS
     },
 }

@@ -42,8 +42,12 @@ ALLOWED: dict[str, set[str]] = {
         for front in FRONT_ENDS
     },
 }
-# The one import of a front end by another: `gepa-cli gepa service` starts the service.
-LAUNCHERS = {("cli/service.py", "service")}
+# online sessions live inside the run service: they reuse its auth, SQLite and SSE
+# helpers and are mounted into its app, so online may import service, never the reverse
+ALLOWED["online"] = ALLOWED["online"] | {"service"}
+# The imports of a front end by another: `gepa-cli gepa service` starts the service with
+# the online routes mounted, and `gepa-cli online` talks to them with the online client.
+LAUNCHERS = {("cli/service.py", "service"), ("cli/service.py", "online"), ("cli/online.py", "online")}
 
 
 def _package(relative: Path) -> str:

@@ -15,6 +15,7 @@ from gepa_cli.artifacts.schema import (
     CandidateRow,
     FrontierDoc,
     Manifest,
+    RewardRow,
     RolloutRow,
     read_document,
     read_rows,
@@ -93,7 +94,8 @@ def check_artifacts(replay: Replay, run_dir: str | Path | None = None) -> CheckR
     for rid in row_ids:
         if rid not in feed_ids:
             report.disagreements.append(Disagreement(layout.CANDIDATES, rid, MISSING, "row"))
-    if set(feed_ids) == set(row_ids) and feed_ids != row_ids:
+    # a session validates each candidate when it is decided, not in registration order
+    if replay.session is None and set(feed_ids) == set(row_ids) and feed_ids != row_ids:
         diff(layout.CANDIDATES, "order", feed_ids, row_ids)
     by_id = {row.candidate_id: row.dump() for row in rows}
     for candidate in validated:
@@ -150,6 +152,14 @@ def check_artifacts(replay: Replay, run_dir: str | Path | None = None) -> CheckR
     report.checked.append(layout.ROLLOUTS)
     total = ((replay.budget or {}).get("rollouts") or {}).get("total", 0)
     diff(layout.ROLLOUTS, "rows", total, rollouts)
+    if replay.session is not None:
+        # an online session: its rewards ledger holds one row per reward.recorded
+        rewards: dict[str, int] = {}
+        for _, reward in read_rows(root / layout.REWARDS, RewardRow, error=EventCompareError):
+            rewards[reward.candidate_id] = rewards.get(reward.candidate_id, 0) + 1
+        report.checked.append(layout.REWARDS)
+        feed = {c.id: c.rewards.n for c in replay.session.candidates.values() if c.rewards.n}
+        diff(layout.REWARDS, "rows_by_candidate", feed, dict(sorted(rewards.items())))
     return report
 
 

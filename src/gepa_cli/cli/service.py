@@ -39,8 +39,17 @@ def service(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Submitted configs and run logs (default: <db>-data)."
     ),
+    proxy_key_env: str | None = typer.Option(
+        None,
+        "--proxy-key-env",
+        help="Online sessions: the env var holding the key the proxy's callers send.",
+    ),
 ) -> None:
-    """Serve the run queue over HTTP; workers run each request in a child process."""
+    """Serve the run queue over HTTP; workers run each request in a child process.
+
+    Online sessions (docs/online.md) are served by the same process under /online.
+    """
+    from gepa_cli.online.routes import OnlineExtension, proxy_key
     from gepa_cli.service.server import build_settings, listen, serve
 
     settings = build_settings(
@@ -53,9 +62,10 @@ def service(
         lease_seconds=lease_seconds,
         data_dir=data_dir,
     )
+    online = OnlineExtension(settings, proxy_key(proxy_key_env, settings.api_key))
     sock = listen(bind)
     typer.echo(
         f"gepa-cli service on http://{bind} (db {settings.db_path}, {workers} worker(s))",
         err=True,
     )
-    serve(settings, sock)
+    serve(settings, sock, [online])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +26,20 @@ from gepa_cli.service.submit import ServiceSettings, submit
 from gepa_cli.service.worker import WorkerPool
 
 OPEN_PATHS = ("/health",)
+
+
+class ServiceExtension(Protocol):
+    """Routes mounted into the service by another front end (online sessions): they share
+    its app, auth, settings and lifetime without the service importing them."""
+
+    def mount(self, app: FastAPI) -> None:
+        """Add routes to ``app`` (called once, after the service's own routes)."""
+
+    def lifespan(self, app: FastAPI) -> AbstractAsyncContextManager[None]:
+        """Entered after the workers start, left before they stop."""
+
+    def authenticates(self, path: str) -> bool:
+        """True for paths the extension checks keys for itself (the service skips them)."""
 
 
 class RunSubmission(BaseModel):
@@ -56,7 +70,12 @@ def _authorized(request: Request, api_key: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), api_key.encode())
 
 
-def create_app(settings: ServiceSettings, *, start_workers: bool = True) -> FastAPI:
+def create_app(
+    settings: ServiceSettings,
+    *,
+    start_workers: bool = True,
+    extensions: Sequence[ServiceExtension] = (),
+) -> FastAPI:
     queue = RunQueue(settings.db_path)
     pool = WorkerPool(queue, settings)
 
@@ -67,7 +86,10 @@ def create_app(settings: ServiceSettings, *, start_workers: bool = True) -> Fast
         else:
             queue.requeue_expired()
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for extension in extensions:
+                    await stack.enter_async_context(extension.lifespan(_app))
+                yield
         finally:
             await asyncio.to_thread(pool.stop)
 
@@ -83,7 +105,12 @@ def create_app(settings: ServiceSettings, *, start_workers: bool = True) -> Fast
     async def require_key(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        guarded = settings.api_key and request.url.path not in OPEN_PATHS
+        path = request.url.path
+        guarded = (
+            settings.api_key
+            and path not in OPEN_PATHS
+            and not any(extension.authenticates(path) for extension in extensions)
+        )
         if guarded and not _authorized(request, settings.api_key or ""):
             return error_response(
                 401,
@@ -230,4 +257,6 @@ def create_app(settings: ServiceSettings, *, start_workers: bool = True) -> Fast
         pool.notify()
         return {"requeued": requeued}
 
+    for extension in extensions:
+        extension.mount(app)
     return app

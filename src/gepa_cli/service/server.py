@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
 
 from gepa_cli.errors import ConfigError
-from gepa_cli.service.app import create_app
+from gepa_cli.service.app import ServiceExtension, create_app
 from gepa_cli.service.listen import bind_socket
 from gepa_cli.service.submit import ServiceSettings
 
@@ -67,8 +68,12 @@ def listen(bind: str) -> socket.socket:
     return bind_socket(*parse_bind(bind))
 
 
-def serve(settings: ServiceSettings, sock: socket.socket) -> None:
+def serve(
+    settings: ServiceSettings,
+    sock: socket.socket,
+    extensions: Sequence[ServiceExtension] = (),
+) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app(settings)
+    app = create_app(settings, extensions=extensions)
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])

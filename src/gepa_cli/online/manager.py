@@ -1,0 +1,152 @@
+"""The sessions a service holds: created from configs, registered in the service's SQLite
+database, opened again from their run directories when the service starts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gepa_cli.artifacts.events import utc_now
+from gepa_cli.errors import GepaCliError
+from gepa_cli.online.config import OnlineConfig, load_online_config, online_config_from_toml
+from gepa_cli.online.errors import LifecycleConflictError, UnknownSessionError
+from gepa_cli.online.session import Session
+from gepa_cli.service.errors import BadRequestError
+from gepa_cli.service.submit import ServiceSettings, confine
+
+log = logging.getLogger("gepa_cli.online")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS online_sessions (
+    session_id  TEXT PRIMARY KEY,
+    run_dir     TEXT NOT NULL,
+    config_path TEXT,
+    created_at  TEXT NOT NULL
+);
+"""
+
+
+def new_session_id() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"ses-{stamp}-{secrets.token_hex(4)}"
+
+
+class SessionManager:
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.sessions: dict[str, Session] = {}
+        self.unavailable: dict[str, str] = {}  # session id -> why it could not be opened
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # the service's database, with the queue's settings (WAL, a generous busy timeout)
+        self.settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.settings.db_path, timeout=30.0, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA busy_timeout=30000")
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def index_path(self, session_id: str) -> Path:
+        return self.settings.data_dir / "online" / f"{session_id}.index.sqlite"
+
+    # -- lifetime ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        with self._connect() as db:
+            rows = db.execute("SELECT session_id, run_dir FROM online_sessions ORDER BY created_at").fetchall()
+        for session_id, run_dir in rows:
+            try:
+                session = await asyncio.to_thread(Session.open, Path(run_dir), self.index_path(session_id))
+            except GepaCliError as exc:
+                log.error("online session %s cannot be opened: %s", session_id, exc.one_line())
+                self.unavailable[session_id] = exc.one_line()
+                continue
+            self.sessions[session_id] = session
+            session.start()
+
+    async def stop(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.close()
+        self.sessions.clear()
+
+    # -- create and find --------------------------------------------------------------
+
+    def load_config(self, body: dict[str, Any]) -> tuple[OnlineConfig, Path, str | None]:
+        roots = self.settings.allowed_roots
+        config_path, config_toml = body.get("config_path"), body.get("config_toml")
+        if (config_path is None) == (config_toml is None):
+            raise BadRequestError("give exactly one of 'config_path' and 'config_toml'")
+        if config_path is not None:
+            path = confine(str(config_path), roots, "config_path")
+            return load_online_config(path), path.parent, str(path)
+        base_dir = confine(str(body.get("base_dir") or roots[0]), roots, "base_dir")
+        return online_config_from_toml(str(config_toml), base_dir=base_dir), base_dir, None
+
+    def create(self, body: dict[str, Any]) -> Session:
+        config, base_dir, config_path = self.load_config(body)
+        for label, value in (
+            ("cache.path", config.cache.path),
+            ("proposer.prompt_template", config.proposer.prompt_template),
+        ):
+            if value is not None:
+                confine(value, self.settings.allowed_roots, label)
+        session_id = config.run.run_id or new_session_id()
+        if session_id in self.sessions or session_id in self.unavailable:
+            raise LifecycleConflictError(
+                f"session {session_id!r} already exists", hint="pick another [run] run_id"
+            )
+        root = (self.settings.output_dir / session_id).resolve()
+        session = Session.create(
+            config, root, self.index_path(session_id), config_path=config_path, base_dir=base_dir
+        )
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO online_sessions (session_id, run_dir, config_path, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (session_id, str(root), config_path, utc_now()),
+            )
+        self.sessions[session_id] = session
+        session.start()
+        return session
+
+    def get(self, session_id: str) -> Session:
+        session = self.sessions.get(session_id)
+        if session is None:
+            if session_id in self.unavailable:
+                raise UnknownSessionError(
+                    f"session {session_id} cannot be opened: {self.unavailable[session_id]}"
+                )
+            raise UnknownSessionError(
+                f"no online session {session_id!r}", hint="list them with GET /online/sessions"
+            )
+        return session
+
+    def listing(self) -> list[dict[str, Any]]:
+        out = [
+            {
+                "session_id": sid,
+                "state": s.fold.state,
+                "incumbent_id": s.fold.incumbent_id,
+                "served": s.fold.served,
+                "rewards": s.fold.rewards,
+                "run_dir": str(s.root),
+            }
+            for sid, s in self.sessions.items()
+        ]
+        out += [
+            {"session_id": sid, "state": "unavailable", "error": why}
+            for sid, why in self.unavailable.items()
+        ]
+        return out

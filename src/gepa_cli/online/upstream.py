@@ -1,0 +1,207 @@
+"""Forward a chat-completions call to the upstream model, plain or streamed.
+
+One pooled `httpx.AsyncClient` per session. The key is read from the variable named by
+``[upstream] api_key_env`` at call time and sent only to the upstream: never logged,
+recorded or echoed (a message that quotes it is masked). An error answer is passed back
+with its status as an OpenAI-style error body; a transport failure is a 502 (504 on a
+timeout) in the same shape.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from gepa_cli.engine.types import Usage
+from gepa_cli.online.config import UpstreamConfig
+from gepa_cli.runtime.proposers.pricing import Price, price_for, usage_from_completion
+
+
+def error_body(message: str, *, code: str, kind: str = "upstream_error", param: str | None = None) -> bytes:
+    """An OpenAI-style error body, the shape every SDK reads ``error.message`` from."""
+    return orjson.dumps(
+        {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    )
+
+
+@dataclass
+class Reply:
+    """What the upstream answered (or what went wrong on the way)."""
+
+    status: int
+    body: bytes
+    completion: dict[str, Any] | None = None
+    error: str | None = None
+    usage: Usage = field(default_factory=lambda: Usage(cost_known=False))
+
+    @property
+    def ok(self) -> bool:
+        return self.completion is not None
+
+
+class UpstreamFailure(Exception):
+    """The call did not get an answer: the reply to send back is attached."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.error)
+        self.reply = reply
+
+
+class Upstream:
+    def __init__(self, config: UpstreamConfig) -> None:
+        self.config = config
+        self.endpoint = f"{config.base_url}/chat/completions"
+        self.client = httpx.AsyncClient(
+            timeout=config.timeout_seconds,
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+        )
+        self._prices: dict[str, Price | None] = {}
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def price(self, model: str | None) -> Price | None:
+        name = model or ""
+        if name not in self._prices:
+            self._prices[name] = price_for(name, self.config.prices)
+        return self._prices[name]
+
+    def request_body(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+        out = {**body, "messages": messages}
+        if self.config.model:
+            out["model"] = self.config.model
+        return out
+
+    def _headers(self) -> tuple[dict[str, str], str | None]:
+        headers = {"Content-Type": "application/json"}
+        env = self.config.api_key_env
+        if env is None:
+            return headers, None
+        key = os.environ.get(env, "")
+        if not key:
+            raise UpstreamFailure(
+                Reply(
+                    502,
+                    error_body(
+                        f"the proxy's upstream key variable {env} is not set on the server",
+                        code="upstream_key_missing",
+                    ),
+                    error=f"{env} is not set",
+                )
+            )
+        headers["Authorization"] = f"Bearer {key}"
+        return headers, key
+
+    def _transport_failure(self, exc: httpx.HTTPError) -> UpstreamFailure:
+        if isinstance(exc, httpx.TimeoutException):
+            message = f"upstream timed out after {self.config.timeout_seconds:g} s"
+            return UpstreamFailure(Reply(504, error_body(message, code="upstream_timeout"), error=message))
+        message = f"upstream unreachable ({type(exc).__name__})"
+        return UpstreamFailure(Reply(502, error_body(message, code="upstream_unreachable"), error=message))
+
+    def _error_reply(self, status: int, raw: bytes, key: str | None) -> Reply:
+        if key:
+            raw = raw.replace(key.encode(), b"***")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            message = str(data["error"].get("message") or "")
+            return Reply(status, raw, error=f"HTTP {status}: {message}"[:300])
+        text = raw.decode("utf-8", errors="replace").strip()[:300] or f"HTTP {status}"
+        return Reply(
+            status,
+            error_body(f"upstream answered HTTP {status}: {text}", code=f"upstream_{status}"),
+            error=f"HTTP {status}: {text}",
+        )
+
+    async def complete(self, body: dict[str, Any]) -> Reply:
+        headers, key = self._headers()
+        try:
+            response = await self.client.post(self.endpoint, content=orjson.dumps(body), headers=headers)
+        except httpx.HTTPError as exc:
+            raise self._transport_failure(exc) from None
+        raw = response.content
+        if response.status_code >= 400:
+            return self._error_reply(response.status_code, raw, key)
+        try:
+            completion = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            completion = None
+        if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
+            message = "upstream answered 200 without a chat completion (no choices)"
+            return Reply(502, error_body(message, code="upstream_malformed"), error=message)
+        usage = usage_from_completion(completion, self.price(body.get("model")))
+        return Reply(response.status_code, raw, completion=completion, usage=usage)
+
+    async def open_stream(self, body: dict[str, Any]) -> tuple[httpx.Response, Reply | None]:
+        """Start a streamed call. An error status is read whole and returned as a Reply."""
+        headers, key = self._headers()
+        request = self.client.build_request(
+            "POST", self.endpoint, content=orjson.dumps(body), headers=headers
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._transport_failure(exc) from None
+        if response.status_code >= 400:
+            try:
+                raw = await response.aread()
+            finally:
+                await response.aclose()
+            return response, self._error_reply(response.status_code, raw, key)
+        return response, None
+
+
+class StreamTally:
+    """Reads the SSE lines of a streamed completion as they are relayed: the answer text,
+    the usage chunk, and whether the caller asked to see that chunk."""
+
+    def __init__(self, caller_wants_usage: bool) -> None:
+        self.caller_wants_usage = caller_wants_usage
+        self.parts: list[str] = []
+        self.usage: dict[str, Any] | None = None
+        self.done = False
+
+    def relay(self, line: str) -> bool:
+        """Note one SSE line; True when it should be passed on to the caller."""
+        if not line.startswith("data:"):
+            return True
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            self.done = True
+            return True
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return True
+        if not isinstance(chunk, dict):
+            return True
+        choices = chunk.get("choices")
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+            if not choices and not self.caller_wants_usage:
+                return False
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            delta = choices[0].get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                self.parts.append(delta["content"])
+        return True
+
+    @property
+    def answer(self) -> str:
+        return "".join(self.parts)
+
+    def completion_usage(self, price: Price | None) -> Usage:
+        return usage_from_completion({"usage": self.usage} if self.usage else {}, price)
+
+
+async def lines(response: httpx.Response) -> AsyncIterator[str]:
+    async for line in response.aiter_lines():
+        yield line

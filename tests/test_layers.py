@@ -47,7 +47,11 @@ ALLOWED: dict[str, set[str]] = {
 ALLOWED["online"] = ALLOWED["online"] | {"service"}
 # The imports of a front end by another: `gepa-cli gepa service` starts the service with
 # the online routes mounted, and `gepa-cli online` talks to them with the online client.
-LAUNCHERS = {("cli/service.py", "service"), ("cli/service.py", "online"), ("cli/online.py", "online")}
+LAUNCHERS = {
+    ("cli/service.py", "service"),
+    ("cli/service.py", "online"),
+    ("cli/online.py", "online"),
+}
 
 
 def _package(relative: Path) -> str:

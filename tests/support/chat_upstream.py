@@ -34,7 +34,9 @@ def _text(content: Any) -> str:
 
 def answer_for(messages: list[dict[str, Any]]) -> str:
     system = next((_text(m.get("content")) for m in messages if m.get("role") == "system"), "")
-    user = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+    user = next(
+        (_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
     return f"system={system}|user={user}"
 
 
@@ -45,7 +47,9 @@ async def completions(request: Request) -> Response:
     last = _text(messages[-1].get("content"))
     if last.startswith("fail:"):
         status = int(last.split(":")[1])
-        error = {"error": {"message": f"upstream says {status}", "type": "server_error", "code": "boom"}}
+        error = {
+            "error": {"message": f"upstream says {status}", "type": "server_error", "code": "boom"}
+        }
         return Response(orjson.dumps(error), status_code=status, media_type="application/json")
     if last.startswith("plain:"):
         return Response("the model fell over", status_code=int(last.split(":")[1]))
@@ -57,7 +61,11 @@ async def completions(request: Request) -> Response:
         **base,
         "object": "chat.completion",
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer},
+                "finish_reason": "stop",
+            }
         ],
         "usage": USAGE,
     }
@@ -92,7 +100,9 @@ class ThreadServer:
     def __init__(self, asgi: Any, port: int) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

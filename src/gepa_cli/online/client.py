@@ -79,7 +79,7 @@ class OnlineClient:
         result: dict[str, Any] = self._call("POST", "/online/sessions", json=body)
         return result
 
-    def list(self) -> list[dict[str, Any]]:
+    def sessions(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/online/sessions")["sessions"])
 
     def get(self, session_id: str) -> dict[str, Any]:
@@ -139,7 +139,9 @@ class OnlineClient:
 
     # -- events -------------------------------------------------------------------------
 
-    def events(self, session_id: str, *, after: int = -1, limit: int = 1000) -> list[dict[str, Any]]:
+    def events(
+        self, session_id: str, *, after: int = -1, limit: int = 1000
+    ) -> list[dict[str, Any]]:
         result = self._call(
             "GET", f"/online/sessions/{session_id}/events", params={"after": after, "limit": limit}
         )

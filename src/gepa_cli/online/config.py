@@ -202,7 +202,9 @@ def load_online_config(path: str | Path) -> OnlineConfig:
     )
 
 
-def online_config_from_toml(text: str, *, base_dir: Path, source: str = "config_toml") -> OnlineConfig:
+def online_config_from_toml(
+    text: str, *, base_dir: Path, source: str = "config_toml"
+) -> OnlineConfig:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

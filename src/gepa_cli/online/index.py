@@ -114,10 +114,14 @@ class RolloutIndex:
                 offset += len(line)
 
     def _index_rollout_row(self, row: dict[str, Any], offset: int) -> None:
-        self.add_rollout(str(row["example_id"]), str(row["candidate_id"]), str(row["status"]), offset)
+        self.add_rollout(
+            str(row["example_id"]), str(row["candidate_id"]), str(row["status"]), offset
+        )
 
     def _index_reward_row(self, row: dict[str, Any], offset: int) -> None:
-        key = reward_key(float(row["score"]), row.get("feedback"), dict(row.get("objectives") or {}))
+        key = reward_key(
+            float(row["score"]), row.get("feedback"), dict(row.get("objectives") or {})
+        )
         self.add_reward(str(row["rollout_id"]), key, offset)
 
     def close(self) -> None:

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gepa_cli.artifacts import layout
+from gepa_cli.artifacts.atomic import write_json_atomic
 from gepa_cli.artifacts.schema import CandidateRow, ProposalRow
+from gepa_cli.artifacts.schema import Usage as UsageRow
 from gepa_cli.artifacts.session_fold import (
     ACTIVE,
     CANDIDATE_COMPARED,
@@ -37,7 +39,6 @@ from gepa_cli.artifacts.session_fold import (
     REFLECTION_STARTED,
     SessionCandidate,
 )
-from gepa_cli.artifacts.atomic import write_json_atomic
 from gepa_cli.engine.state import content_hash
 from gepa_cli.engine.types import ProposalRequest, ProposalResult, ReflectiveRecord, Usage
 from gepa_cli.errors import GepaCliError, ProposerError
@@ -90,7 +91,9 @@ class Learner:
         fold = self.session.fold
         for cid in list(fold.challengers):
             self._validate(fold.candidate(cid))
-            self.session.emit(CANDIDATE_RETIRED, {"candidate_id": cid, "reason": f"session_{state}"})
+            self.session.emit(
+                CANDIDATE_RETIRED, {"candidate_id": cid, "reason": f"session_{state}"}
+            )
         if fold.incumbent_id is not None:
             incumbent = fold.candidate(fold.incumbent_id)
             if incumbent.val_count is None and incumbent.rewards.n:
@@ -118,7 +121,9 @@ class Learner:
             look = due_look(challenger.looks, challenger.rewards.n, settings)
             if look is None:
                 continue
-            result = compare(cid, challenger.rewards, incumbent_id, incumbent.rewards, look, settings)
+            result = compare(
+                cid, challenger.rewards, incumbent_id, incumbent.rewards, look, settings
+            )
             session.emit(CANDIDATE_COMPARED, result.to_event())
             if result.decision == "promote":
                 self._validate(challenger)
@@ -294,19 +299,21 @@ class Learner:
         session, fold = self.session, self.session.fold
         pid, component = str(pending["proposal_id"]), str(pending["component"])
         usage = result.usage if result is not None else Usage()
-        action = (result.meta.get("cache_action") if result is not None else None)
+        action = result.meta.get("cache_action") if result is not None else None
         base = {"proposal_id": pid, "parent_id": parent.id, "component": component}
         new_text = result.new_text if result is not None else None
         if new_text is None:
             kind = "error" if error is not None else "rejection"
-            reason = error.one_line() if error is not None else str(result.rejection if result else "")
+            reason = (
+                error.one_line() if error is not None else str(result.rejection if result else "")
+            )
             row = ProposalRow(
                 proposal_id=pid,
                 parent_id=parent.id,
                 component=component,
                 prompt=result.prompt if result else None,
                 raw_output=result.raw_output if result else None,
-                usage=usage.to_dict(),
+                usage=UsageRow.model_validate(usage.to_dict()),
                 cost_usd=usage.cost_usd,
                 cache_action=action,
                 outcome=f"{kind}: {reason}",
@@ -335,7 +342,7 @@ class Learner:
             component=component,
             prompt=result.prompt,
             raw_output=result.raw_output,
-            usage=usage.to_dict(),
+            usage=UsageRow.model_validate(usage.to_dict()),
             cost_usd=usage.cost_usd,
             cache_action=action,
             new_text=new_text,

@@ -65,10 +65,14 @@ class SessionManager:
 
     async def start(self) -> None:
         with self._connect() as db:
-            rows = db.execute("SELECT session_id, run_dir FROM online_sessions ORDER BY created_at").fetchall()
+            rows = db.execute(
+                "SELECT session_id, run_dir FROM online_sessions ORDER BY created_at"
+            ).fetchall()
         for session_id, run_dir in rows:
             try:
-                session = await asyncio.to_thread(Session.open, Path(run_dir), self.index_path(session_id))
+                session = await asyncio.to_thread(
+                    Session.open, Path(run_dir), self.index_path(session_id)
+                )
             except GepaCliError as exc:
                 log.error("online session %s cannot be opened: %s", session_id, exc.one_line())
                 self.unavailable[session_id] = exc.one_line()

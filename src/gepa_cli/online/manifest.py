@@ -47,7 +47,9 @@ def write_session_manifest(session: Session) -> Manifest:
     seed = fold.candidates.get("c0000")
     budget = fold.budget()
     history = StateHistory(
-        StateChange(state=str(entry["state"]), at=str(entry.get("changed_at") or entry.get("at") or ""))
+        StateChange(
+            state=str(entry["state"]), at=str(entry.get("changed_at") or entry.get("at") or "")
+        )
         for entry in fold.state_history
     )
     history.enter(f"service_released:{fold.state}")

@@ -50,7 +50,7 @@ def traffic_shares(fold: SessionFold, settings: OnlineSettings) -> dict[str, flo
 def unit_draw(seed: int, serial: int) -> float:
     """A number in [0, 1) fixed by (seed, serial): the randomness of one routing choice."""
     digest = hashlib.sha256(f"gepa-online:{seed}:{serial}".encode()).digest()
-    (value,) = struct.unpack(">Q", digest[:8])
+    value: int = struct.unpack(">Q", digest[:8])[0]
     return value / 2.0**64
 
 

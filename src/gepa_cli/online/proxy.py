@@ -27,7 +27,9 @@ CANDIDATE_HEADER = "x-gepa-candidate-id"
 SESSION_HEADER = "x-gepa-session-id"
 
 
-def openai_error(status: int, message: str, *, code: str, kind: str, param: str | None = None) -> Response:
+def openai_error(
+    status: int, message: str, *, code: str, kind: str, param: str | None = None
+) -> Response:
     return Response(
         error_body(message, code=code, kind=kind, param=param),
         status_code=status,
@@ -52,7 +54,10 @@ async def chat_completions(session: Session, request: Request) -> Response:
             check_placeholders(messages, session.config.target_modules)
     except orjson.JSONDecodeError:
         return openai_error(
-            400, "the request body is not valid JSON", code="invalid_json", kind="invalid_request_error"
+            400,
+            "the request body is not valid JSON",
+            code="invalid_json",
+            kind="invalid_request_error",
         )
     except BadChatBody as exc:
         return openai_error(
@@ -102,14 +107,18 @@ async def _stream(
     started = time.perf_counter()
     headers = route_headers(session, route)
 
-    def record(status: str, tally: StreamTally | None, upstream_status: int | None, error: str | None) -> None:
+    def record(
+        status: str, tally: StreamTally | None, upstream_status: int | None, error: str | None
+    ) -> None:
         price = session.upstream.price(body.get("model"))
         session.record_served(
             route,
             status=status,
             inputs=inputs,
             answer=tally.answer if tally is not None else None,
-            usage=tally.completion_usage(price) if tally is not None else StreamTally(False).completion_usage(None),
+            usage=tally.completion_usage(price)
+            if tally is not None
+            else StreamTally(False).completion_usage(None),
             latency_ms=(time.perf_counter() - started) * 1000,
             stream=True,
             upstream_status=upstream_status,
@@ -120,10 +129,20 @@ async def _stream(
         response, error_reply = await session.upstream.open_stream(body)
     except UpstreamFailure as failure:
         record("failed", None, failure.reply.status, failure.reply.error)
-        return Response(failure.reply.body, status_code=failure.reply.status, media_type="application/json", headers=headers)
+        return Response(
+            failure.reply.body,
+            status_code=failure.reply.status,
+            media_type="application/json",
+            headers=headers,
+        )
     if error_reply is not None:
         record("failed", None, error_reply.status, error_reply.error)
-        return Response(error_reply.body, status_code=error_reply.status, media_type="application/json", headers=headers)
+        return Response(
+            error_reply.body,
+            status_code=error_reply.status,
+            media_type="application/json",
+            headers=headers,
+        )
 
     async def relay() -> AsyncIterator[bytes]:
         tally = StreamTally(caller_wants_usage)

@@ -195,7 +195,9 @@ def build_router(ext: OnlineExtension) -> APIRouter:
         response_class=StreamingResponse,
         summary="Events as server-sent events (resumable with Last-Event-ID)",
     )
-    async def stream(session_id: str, last_event_id: str | None = Header(None)) -> StreamingResponse:
+    async def stream(
+        session_id: str, last_event_id: str | None = Header(None)
+    ) -> StreamingResponse:
         session = manager.get(session_id)
         try:
             after = int(last_event_id) if last_event_id not in (None, "") else -1
@@ -229,7 +231,10 @@ def build_router(ext: OnlineExtension) -> APIRouter:
         session = manager.sessions.get(session_id)
         if session is None:
             return openai_error(
-                404, f"no online session {session_id!r}", code="unknown_session", kind="invalid_request_error"
+                404,
+                f"no online session {session_id!r}",
+                code="unknown_session",
+                kind="invalid_request_error",
             )
         return await chat_completions(session, request)
 

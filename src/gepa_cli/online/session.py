@@ -29,6 +29,7 @@ from typing import Any
 from gepa_cli.artifacts import RunLock, layout, write_json_atomic
 from gepa_cli.artifacts.events import utc_now
 from gepa_cli.artifacts.schema import ResolvedConfigDoc, RewardRow, RolloutRow, read_document
+from gepa_cli.artifacts.schema import Usage as UsageRow
 from gepa_cli.artifacts.session_fold import (
     ACTIVE,
     CANCELLED,
@@ -171,13 +172,17 @@ class Session:
     @classmethod
     def open(cls, root: Path, index_path: Path) -> Session:
         """Rebuild a session from its run directory (after a restart or a crash)."""
-        doc = read_document(root / layout.CONFIG_RESOLVED, ResolvedConfigDoc, error=SessionStateError)
+        doc = read_document(
+            root / layout.CONFIG_RESOLVED, ResolvedConfigDoc, error=SessionStateError
+        )
         if doc is None:
             raise SessionStateError(f"{root} has no {layout.CONFIG_RESOLVED}: not a session")
         try:
             config = OnlineConfig.model_validate(doc.config)
         except ValueError as exc:
-            raise SessionStateError(f"{root / layout.CONFIG_RESOLVED} is not a session config: {exc}") from None
+            raise SessionStateError(
+                f"{root / layout.CONFIG_RESOLVED} is not a session config: {exc}"
+            ) from None
         session = cls(config, root, index_path)
         session.lock.acquire()
         counts: Counter[str] = Counter()
@@ -326,7 +331,7 @@ class Session:
             status=status,
             output=answer,
             inputs=inputs,
-            usage=usage_dict,
+            usage=UsageRow.model_validate(usage_dict),
             error=error,
             cache_action="live",
             latency_ms=round(latency_ms, 3),
@@ -360,16 +365,25 @@ class Session:
     ) -> dict[str, Any]:
         """Record a reward; return once it is durable. Same reward again: accepted, not
         recorded twice. A different one: 409. Unknown rollout: 404."""
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        if (
+            isinstance(score, bool)
+            or not isinstance(score, (int, float))
+            or not math.isfinite(score)
+        ):
             raise InvalidRewardError(
                 f"reward {score!r} for rollout {rollout_id} is not a finite number",
                 hint="send a finite number as 'reward' (NaN and infinities are refused)",
             )
         objectives = dict(objectives or {})
         for name, value in objectives.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
                 raise InvalidRewardError(
-                    f"objective {name!r} = {value!r} for rollout {rollout_id} is not a finite number"
+                    f"objective {name!r} = {value!r} for rollout {rollout_id} "
+                    "is not a finite number"
                 )
         score = float(score)
         objectives = {k: float(v) for k, v in sorted(objectives.items())}
@@ -496,7 +510,12 @@ class Session:
     def candidates(self) -> list[dict[str, Any]]:
         shares = self.fold.shares
         return [
-            {**c.to_dict(), "share": shares.get(c.id, 0.0), "val_mean": c.val_mean, "val_count": c.val_count}
+            {
+                **c.to_dict(),
+                "share": shares.get(c.id, 0.0),
+                "val_mean": c.val_mean,
+                "val_count": c.val_count,
+            }
             for c in self.fold.candidates.values()
         ]
 

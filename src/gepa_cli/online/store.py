@@ -181,7 +181,12 @@ class SessionLog:
     # -- appending --------------------------------------------------------------------
 
     def append(
-        self, kind: str, data: Mapping[str, Any], *, ledger: str | None = None, row: Record | None = None
+        self,
+        kind: str,
+        data: Mapping[str, Any],
+        *,
+        ledger: str | None = None,
+        row: Record | None = None,
     ) -> Written:
         """Write ``row`` to ``ledger`` (if given), then the event. Synchronous on purpose:
         no other coroutine can append between the row and its event."""
@@ -254,7 +259,11 @@ def iter_feed(root: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         return
     for number, event in iter_jsonl(path, error=EventCompareError):
         kind, data = event.get("type"), event.get("data")
-        if not isinstance(kind, str) or not isinstance(data, dict) or event.get("seq") != number - 1:
+        if (
+            not isinstance(kind, str)
+            or not isinstance(data, dict)
+            or event.get("seq") != number - 1
+        ):
             raise SessionStateError(
                 f"{path} line {number} is not the event seq {number - 1}",
                 hint="events.jsonl was edited or written by two processes; restore it",

@@ -22,11 +22,11 @@ from gepa_cli.online.config import UpstreamConfig
 from gepa_cli.runtime.proposers.pricing import Price, price_for, usage_from_completion
 
 
-def error_body(message: str, *, code: str, kind: str = "upstream_error", param: str | None = None) -> bytes:
+def error_body(
+    message: str, *, code: str, kind: str = "upstream_error", param: str | None = None
+) -> bytes:
     """An OpenAI-style error body, the shape every SDK reads ``error.message`` from."""
-    return orjson.dumps(
-        {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    )
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
 @dataclass
@@ -100,9 +100,13 @@ class Upstream:
     def _transport_failure(self, exc: httpx.HTTPError) -> UpstreamFailure:
         if isinstance(exc, httpx.TimeoutException):
             message = f"upstream timed out after {self.config.timeout_seconds:g} s"
-            return UpstreamFailure(Reply(504, error_body(message, code="upstream_timeout"), error=message))
+            return UpstreamFailure(
+                Reply(504, error_body(message, code="upstream_timeout"), error=message)
+            )
         message = f"upstream unreachable ({type(exc).__name__})"
-        return UpstreamFailure(Reply(502, error_body(message, code="upstream_unreachable"), error=message))
+        return UpstreamFailure(
+            Reply(502, error_body(message, code="upstream_unreachable"), error=message)
+        )
 
     def _error_reply(self, status: int, raw: bytes, key: str | None) -> Reply:
         if key:
@@ -124,7 +128,9 @@ class Upstream:
     async def complete(self, body: dict[str, Any]) -> Reply:
         headers, key = self._headers()
         try:
-            response = await self.client.post(self.endpoint, content=orjson.dumps(body), headers=headers)
+            response = await self.client.post(
+                self.endpoint, content=orjson.dumps(body), headers=headers
+            )
         except httpx.HTTPError as exc:
             raise self._transport_failure(exc) from None
         raw = response.content

@@ -13,7 +13,7 @@ def _learn_until_challenger(service: OnlineService, sid: str) -> str:
     client = service.openai(sid)
     with service.control() as control:
         for _ in range(60):
-            _, rollout, candidate = chat(client, "q")
+            _, rollout, _ = chat(client, "q")
             control.post(
                 f"/online/sessions/{sid}/rewards", json={"rollout_id": rollout, "reward": 0}
             )

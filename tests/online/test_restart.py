@@ -63,8 +63,9 @@ def test_sigkill_mid_traffic_loses_nothing_acknowledged(
         stop = threading.Event()
 
         def traffic() -> None:
-            reward_client = httpx.Client(base_url=service.url, timeout=5,
-                                         headers={"Authorization": "Bearer restart-proxy"})  # fmt: skip
+            reward_client = httpx.Client(
+                base_url=service.url, timeout=5, headers={"Authorization": "Bearer restart-proxy"}
+            )
             n = 0
             while not stop.is_set():
                 try:

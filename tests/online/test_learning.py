@@ -120,7 +120,7 @@ def test_rewards_promote_a_better_candidate_and_replay_gives_the_same_feed(
         assert info["incumbent_id"] != "c0000", info
         roles = {c["candidate_id"]: c["role"] for c in candidates}
         assert roles["c0000"] == "candidate" and info["proposals"] == 2
-        promoted = [c for c in candidates if c["candidate_id"] == info["incumbent_id"]][0]
+        promoted = next(c for c in candidates if c["candidate_id"] == info["incumbent_id"])
         assert promoted["mean"] == 1.0 and promoted["val_count"] >= 5
     first, second = ([line for _, line in normalized_lines(feed)] for feed in feeds)
     assert first == second

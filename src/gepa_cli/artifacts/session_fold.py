@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 SESSION_CREATED = "session.created"
@@ -252,6 +252,32 @@ class SessionFold:
             "budget": self.budget(),
             "state_history": list(self.state_history),
         }
+
+    # -- snapshots: the fold as JSON data, so a restart folds only what came after -----
+
+    def snapshot(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_snapshot(cls, data: Mapping[str, Any]) -> SessionFold:
+        """The fold a `snapshot` was taken of; a shape that does not fit is `FoldError`."""
+        try:
+            values = {f.name: data[f.name] for f in fields(cls)}
+            values["usage"] = UsageStats(**values["usage"])
+            values["proposal_usage"] = UsageStats(**values["proposal_usage"])
+            values["candidates"] = {
+                cid: SessionCandidate(
+                    **{
+                        **c,
+                        "rewards": RewardStats(**c["rewards"]),
+                        "usage": UsageStats(**c["usage"]),
+                    }
+                )
+                for cid, c in dict(values["candidates"]).items()
+            }
+            return cls(**values)
+        except (KeyError, TypeError) as exc:
+            raise FoldError(f"not a session fold snapshot ({exc})") from None
 
     # -- folding ----------------------------------------------------------------------
 

@@ -34,14 +34,29 @@ CREATE TABLE IF NOT EXISTS rollouts (
 CREATE INDEX IF NOT EXISTS rewarded ON rollouts (candidate_id, reward_seq)
     WHERE reward_seq IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot (
+    id          INTEGER PRIMARY KEY CHECK (id = 0),
+    events_size INTEGER NOT NULL,
+    next_seq    INTEGER NOT NULL,
+    data        BLOB NOT NULL
+);
 """
-VERSION = 1
+VERSION = 2
 
 
 def reward_key(score: float, feedback: str | None, objectives: dict[str, float]) -> str:
     """What makes two rewards "the same": score, feedback and objectives, canonically."""
     payload = dumps_line({"score": score, "feedback": feedback, "objectives": objectives})
     return hashlib.sha256(payload).hexdigest()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The session's fold after the first ``next_seq`` events (``events_size`` bytes)."""
+
+    events_size: int
+    next_seq: int
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -67,18 +82,33 @@ class RolloutIndex:
         self.db: sqlite3.Connection | None = None
         self.rewards = 0
 
-    def open(self) -> None:
+    def open(self) -> Snapshot | None:
+        """Connect; return the fold snapshot, if one is stored. Call `catch_up` once the
+        ledgers are cut back to what the feed accounts for."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._open_and_catch_up()
+            return self._connect()
+        except (sqlite3.DatabaseError, ValueError, KeyError, TypeError):
+            self._discard()
+            self._connect()
+            return None
+
+    def catch_up(self) -> None:
+        """Index what the ledgers hold beyond what this file has indexed."""
+        try:
+            self._catch_up()
         except (sqlite3.DatabaseError, ValueError, KeyError, TypeError):
             # derived data: a damaged or stale index is rebuilt from the ledgers
-            self.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-            self._open_and_catch_up()
+            self._discard()
+            self._connect()
+            self._catch_up()
 
-    def _open_and_catch_up(self) -> None:
+    def _discard(self) -> None:
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def _connect(self) -> Snapshot | None:
         # opened in a worker thread at startup, then used only by the event loop's thread
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db = db
@@ -88,6 +118,17 @@ class RolloutIndex:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if meta and meta.get("version") != VERSION:
             raise ValueError("index version")
+        row = db.execute("SELECT events_size, next_seq, data FROM snapshot").fetchone()
+        if row is None:
+            return None
+        data = orjson.loads(row[2])
+        if not isinstance(data, dict):
+            raise ValueError("snapshot")
+        return Snapshot(int(row[0]), int(row[1]), data)
+
+    def _catch_up(self) -> None:
+        assert self.db is not None
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         rollouts_at = int(meta.get(layout.ROLLOUTS, 0))
         rewards_at = int(meta.get(layout.REWARDS, 0))
         self.rewards = int(meta.get("rewards", 0))
@@ -95,7 +136,7 @@ class RolloutIndex:
             size = (self.run_dir / name).stat().st_size if (self.run_dir / name).exists() else 0
             if at > size:
                 raise ValueError(f"index is ahead of {name}")
-        db.execute("BEGIN")
+        self.db.execute("BEGIN")
         self._index_tail(layout.ROLLOUTS, rollouts_at, self._index_rollout_row)
         self._index_tail(layout.REWARDS, rewards_at, self._index_reward_row)
         self.commit()
@@ -155,9 +196,16 @@ class RolloutIndex:
             (self.rewards, key, offset, rollout_id),
         )
 
-    def commit(self) -> None:
-        """Record how far the ledgers are indexed and commit (called after an fsync)."""
+    def commit(self, snapshot: Snapshot | None = None) -> None:
+        """Record how far the ledgers are indexed (and the fold, when given) and commit;
+        called after an fsync, so nothing recorded here is ahead of the files."""
         db = self._tx()
+        if snapshot is not None:
+            db.execute(
+                "INSERT OR REPLACE INTO snapshot (id, events_size, next_seq, data) "
+                "VALUES (0, ?, ?, ?)",
+                (snapshot.events_size, snapshot.next_seq, orjson.dumps(snapshot.data)),
+            )
         sizes = {
             name: (self.run_dir / name).stat().st_size if (self.run_dir / name).exists() else 0
             for name in (layout.ROLLOUTS, layout.REWARDS)

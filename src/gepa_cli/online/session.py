@@ -62,13 +62,14 @@ from gepa_cli.online.errors import (
     SessionStateError,
     UnknownRolloutError,
 )
-from gepa_cli.online.index import RolloutIndex, reward_key
+from gepa_cli.online.index import RolloutIndex, Snapshot, reward_key
 from gepa_cli.online.policy import choose, traffic_shares, unit_draw
 from gepa_cli.online.store import SessionLog, iter_feed
 from gepa_cli.online.upstream import Upstream
 
 log = logging.getLogger("gepa_cli.online")
 FLUSH_SECONDS = 0.25
+SNAPSHOT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,9 @@ class Session:
         self.tasks: set[asyncio.Task[Any]] = set()
         self._flusher: asyncio.Task[None] | None = None
         self.learner: Any = None  # gepa_cli.online.learning.Learner, set by open/create
-        self.log.after_sync.append(self.index.commit)
+        self.counts: Counter[str] = Counter()  # events by type: what the ledgers must hold
+        self._snapshot_at = 0.0
+        self.log.after_sync.append(self._commit_index)
 
     # -- building ---------------------------------------------------------------------
 
@@ -135,6 +138,7 @@ class Session:
         Path(f"{index_path}").unlink(missing_ok=True)
         session.log.open({})
         session.index.open()
+        session.index.catch_up()
         session._attach_learner(base_dir)
         session._emit(
             SESSION_CREATED,
@@ -185,25 +189,60 @@ class Session:
             ) from None
         session = cls(config, root, index_path)
         session.lock.acquire()
-        counts: Counter[str] = Counter()
-        try:
-            for kind, data in iter_feed(root):
-                session.fold.apply(kind, data)
-                counts[kind] += 1
-        except FoldError as exc:
-            raise SessionStateError(f"{root / layout.EVENTS}: {exc}") from None
-        if session.fold.created is None:
-            raise SessionStateError(f"{root / layout.EVENTS} has no session.created event")
-        session.log.open(counts)
-        session.index.open()
+        session._fold_feed(session.index.open())
+        session.log.open(session.counts)
+        session.index.catch_up()
         session._attach_learner(Path(doc.base_dir or root))
         session.epoch = session.fold.epoch + 1
-        session._emit(SESSION_RESTORED, {"epoch": session.epoch, "events": sum(counts.values())})
+        session._emit(
+            SESSION_RESTORED, {"epoch": session.epoch, "events": sum(session.counts.values())}
+        )
         session.next_serial = session.fold.serial + 1
         if session.fold.frontier is not None:
             write_json_atomic(root / layout.FRONTIER, session.fold.frontier)
         session.log.fsync_now()
         return session
+
+    def _fold_feed(self, snapshot: Snapshot | None) -> None:
+        """Rebuild the fold: from the index's snapshot when it fits the feed on disk, then
+        the events after it (or the whole feed)."""
+        start, first_seq = 0, 0
+        feed = self.root / layout.EVENTS
+        size = feed.stat().st_size if feed.exists() else 0
+        if snapshot is not None and 0 < snapshot.events_size <= size:
+            with open(feed, "rb") as handle:
+                handle.seek(snapshot.events_size - 1)
+                at_line_end = handle.read(1) == b"\n"
+            try:
+                fold = SessionFold.from_snapshot(snapshot.data["fold"])
+                counts = Counter({str(k): int(v) for k, v in snapshot.data["counts"].items()})
+            except (FoldError, KeyError, TypeError, ValueError, AttributeError):
+                at_line_end = False
+            if at_line_end and sum(counts.values()) == snapshot.next_seq:
+                self.fold, self.counts = fold, counts
+                start, first_seq = snapshot.events_size, snapshot.next_seq
+        try:
+            for kind, data in iter_feed(self.root, start=start, first_seq=first_seq):
+                self.fold.apply(kind, data)
+                self.counts[kind] += 1
+        except FoldError as exc:
+            raise SessionStateError(f"{feed}: {exc}") from None
+        if self.fold.created is None:
+            raise SessionStateError(f"{feed} has no session.created event")
+
+    def _commit_index(self) -> None:
+        """After each fsync: commit the index, with a snapshot of the fold at most once a
+        second (a restart then folds only the events after it)."""
+        snapshot = None
+        now = time.monotonic()
+        if now - self._snapshot_at >= SNAPSHOT_SECONDS or not self.log.files:
+            self._snapshot_at = now
+            snapshot = Snapshot(
+                events_size=self.log.events_size,
+                next_seq=self.log.next_seq,
+                data={"fold": self.fold.snapshot(), "counts": dict(self.counts)},
+            )
+        self.index.commit(snapshot)
 
     def _attach_learner(self, base_dir: Path) -> None:
         from gepa_cli.online.learning import Learner
@@ -239,6 +278,7 @@ class Session:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         await self.upstream.close()
+        self._snapshot_at = 0.0  # the last commit stores the fold as it is now
         self.log.fsync_now()
         self.log.close()
         self.index.close()
@@ -260,6 +300,7 @@ class Session:
     ) -> int | None:
         written = self.log.append(kind, data, ledger=ledger, row=row)
         self.fold.apply(kind, written.event["data"])
+        self.counts[kind] += 1
         return written.row_offset
 
     def retraffic(self) -> None:

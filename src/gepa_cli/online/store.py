@@ -22,7 +22,7 @@ import orjson
 
 from gepa_cli.artifacts import layout
 from gepa_cli.artifacts.events import utc_now
-from gepa_cli.artifacts.ledger import dumps_line, iter_jsonl
+from gepa_cli.artifacts.ledger import dumps_line
 from gepa_cli.artifacts.schema import EventLine, Record
 from gepa_cli.artifacts.session_fold import (
     CANDIDATE_VALIDATED,
@@ -31,7 +31,6 @@ from gepa_cli.artifacts.session_fold import (
     REWARD_RECORDED,
     ROLLOUT_SERVED,
 )
-from gepa_cli.errors import EventCompareError
 from gepa_cli.online.errors import SessionStateError
 
 # which events account for the rows of each ledger
@@ -211,6 +210,10 @@ class SessionLog:
             raise SessionStateError(f"{self.root / ledger} offset {offset} is not a row")
         return data
 
+    @property
+    def events_size(self) -> int:
+        return self.files[layout.EVENTS].size
+
     # -- durability -------------------------------------------------------------------
 
     @property
@@ -252,20 +255,34 @@ def _fsync_all(handles: list[AppendFile]) -> None:
         handle.fsync()
 
 
-def iter_feed(root: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(type, data) of every complete event of a session's feed, checking ``seq``."""
+def iter_feed(
+    root: Path, *, start: int = 0, first_seq: int = 0
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(type, data) of every complete event of a session's feed from byte ``start`` (whose
+    event has seq ``first_seq``), checking that ``seq`` runs on without a gap."""
     path = root / layout.EVENTS
     if not path.exists():
         return
-    for number, event in iter_jsonl(path, error=EventCompareError):
-        kind, data = event.get("type"), event.get("data")
-        if (
-            not isinstance(kind, str)
-            or not isinstance(data, dict)
-            or event.get("seq") != number - 1
-        ):
-            raise SessionStateError(
-                f"{path} line {number} is not the event seq {number - 1}",
-                hint="events.jsonl was edited or written by two processes; restore it",
-            )
-        yield kind, data
+    expected = first_seq
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        for line in handle:
+            if not line.endswith(b"\n"):
+                return  # the line in flight when a writer died: cut off by `open`
+            try:
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                event = None
+            kind = event.get("type") if isinstance(event, dict) else None
+            data = event.get("data") if isinstance(event, dict) else None
+            if (
+                not isinstance(kind, str)
+                or not isinstance(data, dict)
+                or event.get("seq") != expected
+            ):
+                raise SessionStateError(
+                    f"{path}: the event after seq {expected - 1} is not a valid seq {expected}",
+                    hint="events.jsonl was edited or written by two processes; restore it",
+                )
+            expected += 1
+            yield kind, data

@@ -1,0 +1,328 @@
+"""The online proxy's cost: added latency, throughput, restart time and memory.
+
+In one run, against one local zero-latency OpenAI-compatible upstream (a child process):
+
+1. latency of a chat completion sent to the upstream directly and through a session's
+   proxy (`gepa-cli gepa service`, a child process), at 1 and 32 concurrent clients:
+   p50 and p99 of each, and what the proxy adds (proxied minus direct);
+2. proxied calls per second at 32 clients;
+3. a session holding ``--rollouts`` recorded rollouts (half of them rewarded, written by
+   the session's own code, as traffic would): the time from starting the service to the
+   session answering, and the service's resident memory, next to the same for a session
+   holding a tenth as many (memory must not grow with the rollouts on disk); once with
+   the hot index in place and once with it deleted (rebuilt from the ledgers).
+
+Goals (a 2-core machine): at most 10 ms added at p50, at least 200 calls/s, a restart
+under 10 s, and memory flat in the number of rollouts.
+
+    .venv/bin/python bench/online_proxy.py [--requests 2000] [--rollouts 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTROL_KEY, PROXY_KEY = "bench-control", "bench-proxy"
+COMPLETION = orjson.dumps(
+    {
+        "id": "bench",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "bench",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
+    }
+)
+BODY = orjson.dumps(
+    {"model": "bench", "messages": [{"role": "user", "content": "How do I reset my card PIN?"}]}
+)
+SESSION_TOML = """\
+[run]
+run_id = "{sid}"
+[upstream]
+base_url = "{upstream}/v1"
+[seed_candidate]
+system_prompt = "You are the support assistant of an online bank. Answer briefly."
+[proposer]
+backend = "command"
+command = ["{{python}}", "-c", "print('never called')"]
+[gepa]
+max_proposals = 1
+[online]
+reflection_minibatch = 200
+"""
+
+
+# -- the zero-latency upstream (this file, run with --upstream PORT) -----------------------
+
+
+async def upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": COMPLETION})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_up(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> float:
+    """Seconds until ``url`` answers 200."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2, headers=_control()).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def _control() -> dict[str, str]:
+    return {"Authorization": f"Bearer {CONTROL_KEY}"}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_service(work: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BENCH_CONTROL": CONTROL_KEY, "BENCH_PROXY": PROXY_KEY}
+    argv = [
+        sys.executable, "-m", "gepa_cli.cli.main", "gepa", "service",
+        "--db", str(work / "service.sqlite"), "--bind", f"127.0.0.1:{port}",
+        "--workers", "0", "--output-dir", str(work / "runs"), "--allowed-root", str(work),
+        "--api-key-env", "BENCH_CONTROL", "--proxy-key-env", "BENCH_PROXY",
+    ]  # fmt: skip
+    log = open(work / "service.log", "ab")  # noqa: SIM115 - the child writes to it
+    return subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=work)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+# -- latency and throughput --------------------------------------------------------------
+
+
+async def load(url: str, key: str, requests: int, clients: int) -> tuple[list[float], float]:
+    """Per-call latencies (ms) and the wall time of ``requests`` calls from ``clients``."""
+    latencies: list[float] = []
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=60, limits=limits, headers=headers) as client:
+        remaining = requests
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                response = await client.post(url, content=BODY)
+                latencies.append((time.perf_counter() - started) * 1000)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{url}: HTTP {response.status_code} {response.text[:200]}")
+
+        await asyncio.gather(*(worker() for _ in range(min(clients, 4))))  # warm the pools
+        latencies.clear()
+        remaining = requests
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        wall = time.perf_counter() - started
+    return latencies, wall
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+# -- a session with many rollouts, written by the session's own code ------------------------
+
+
+async def fill_session(work: Path, upstream: str, sid: str, rollouts: int) -> None:
+    from gepa_cli.engine.types import Usage
+    from gepa_cli.online.manager import SessionManager
+    from gepa_cli.service.submit import ServiceSettings
+
+    settings = ServiceSettings(
+        db_path=work / "service.sqlite",
+        output_dir=work / "runs",
+        allowed_roots=(work,),
+        data_dir=work / "service.sqlite-data",
+    )
+    manager = SessionManager(settings)
+    session = manager.create(
+        {"config_toml": SESSION_TOML.format(sid=sid, upstream=upstream), "base_dir": str(work)}
+    )
+    await session.pause("bench: record traffic without learning")
+    messages = [{"role": "user", "content": "How do I reset my card PIN?"}]
+    batch: list[Any] = []
+    for index in range(rollouts):
+        route = session.route()
+        session.record_served(
+            route,
+            status="completed",
+            inputs={"messages": messages, "model": "bench"},
+            answer="ok",
+            usage=Usage(12, 1, 0.0, cost_known=False),
+            latency_ms=1.0,
+            stream=False,
+        )
+        if index % 2 == 0:
+            batch.append(session.reward(route.rollout_id, float(index % 4 == 0), "bench"))
+        if len(batch) >= 1000:
+            await asyncio.gather(*batch)
+            batch.clear()
+    await asyncio.gather(*batch)
+    await manager.stop()
+
+
+def restart(work: Path, sid: str, *, cold: bool) -> tuple[float, float]:
+    """(seconds from spawn to the session answering, resident MB) of a fresh service."""
+    if cold:
+        for path in (work / "service.sqlite-data" / "online").glob(f"{sid}.index.sqlite*"):
+            path.unlink()
+    port = free_port()
+    process = start_service(work, port)
+    try:
+        seconds = wait_up(f"http://127.0.0.1:{port}/online/sessions/{sid}", process)
+        time.sleep(0.5)
+        return seconds, rss_mb(process.pid)
+    finally:
+        stop(process)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="calls per latency run")
+    parser.add_argument("--rollouts", type=int, default=100_000, help="rollouts in the big session")
+    parser.add_argument("--upstream", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.upstream is not None:
+        import uvicorn
+
+        uvicorn.run(upstream_app, host="127.0.0.1", port=args.upstream, log_level="warning")
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="online-bench-"))
+    up_port, port = free_port(), free_port()
+    upstream = subprocess.Popen(
+        [sys.executable, __file__, "--upstream", str(up_port)], stdout=subprocess.DEVNULL
+    )
+    service = start_service(work, port)
+    try:
+        up_url = f"http://127.0.0.1:{up_port}"
+        wait_up(f"http://127.0.0.1:{port}/health", service)
+        for _ in range(200):
+            try:
+                httpx.post(f"{up_url}/v1/chat/completions", content=BODY, timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        toml = SESSION_TOML.format(sid="latency", upstream=up_url)
+        created = httpx.post(
+            f"http://127.0.0.1:{port}/online/sessions",
+            json={"config_toml": toml, "base_dir": str(work)},
+            headers=_control(),
+            timeout=30,
+        )
+        created.raise_for_status()
+        direct_url = f"{up_url}/v1/chat/completions"
+        proxy_url = f"http://127.0.0.1:{port}/online/sessions/latency/v1/chat/completions"
+        rows = []
+        for clients in (1, 32):
+            n = args.requests if clients > 1 else max(200, args.requests // 4)
+            direct, direct_wall = asyncio.run(load(direct_url, "none", n, clients))
+            proxied, proxied_wall = asyncio.run(load(proxy_url, PROXY_KEY, n, clients))
+            rows.append((clients, n, direct, direct_wall, proxied, proxied_wall))
+    finally:
+        stop(service)
+        stop(upstream)
+
+    print("## Latency added by the proxy (ms) and throughput\n")
+    print("| clients | calls | direct p50 | direct p99 | proxied p50 | proxied p99 | added p50 | "
+          "added p99 | proxied calls/s | direct calls/s |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for clients, n, direct, dwall, proxied, pwall in rows:
+        d50, d99, p50, p99 = pct(direct, 50), pct(direct, 99), pct(proxied, 50), pct(proxied, 99)
+        print(
+            f"| {clients} | {n} | {d50:.2f} | {d99:.2f} | {p50:.2f} | {p99:.2f} | "
+            f"{p50 - d50:.2f} | {p99 - d99:.2f} | {n / pwall:.0f} | {n / dwall:.0f} |"
+        )
+    added = pct(rows[0][4], 50) - pct(rows[0][2], 50)
+    added32 = pct(rows[1][4], 50) - pct(rows[1][2], 50)
+    rate = rows[1][1] / rows[1][5]
+    print(
+        f"\ngoals: added p50 at 1 client {added:.2f} ms / 10 ms = {added / 10:.2f}; "
+        f"at 32 clients {added32:.2f} ms / 10 ms = {added32 / 10:.2f}; "
+        f"proxied calls/s at 32 clients {rate:.0f} / 200 = {rate / 200:.2f}"
+    )
+
+    print("\n## A session with recorded rollouts: restart time and memory\n")
+    print("| rollouts on disk | events.jsonl MB | index | restart s | service RSS MB |")
+    print("|---:|---:|---|---:|---:|")
+    results = {}
+    for count in (args.rollouts // 10, args.rollouts):
+        big = Path(tempfile.mkdtemp(prefix="online-bench-big-"))
+        upstream_url = "http://127.0.0.1:9"  # never called: the session only restarts
+        asyncio.run(fill_session(big, upstream_url, "big", count))
+        size = (big / "runs" / "big" / "events.jsonl").stat().st_size / 1e6
+        for cold in (False, True):
+            seconds, rss = restart(big, "big", cold=cold)
+            results[(count, cold)] = (seconds, rss)
+            index = "rebuilt from ledgers" if cold else "in place"
+            print(f"| {count} | {size:.1f} | {index} | {seconds:.2f} | {rss:.1f} |")
+        shutil.rmtree(big, ignore_errors=True)
+    small, large = args.rollouts // 10, args.rollouts
+    warm = results[(large, False)][0]
+    growth = results[(large, False)][1] / results[(small, False)][1]
+    print(
+        f"\ngoals: restart {warm:.2f} s / 10 s = {warm / 10:.2f} (cold "
+        f"{results[(large, True)][0]:.2f} s); RSS with {large} rollouts / with {small} = "
+        f"{growth:.2f} (flat is 1.00)"
+    )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, StrictFloat, StrictInt
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gepa_cli.artifacts import layout
 from gepa_cli.artifacts.ledger import iter_jsonl
@@ -33,8 +34,35 @@ from gepa_cli.service.submit import ServiceSettings
 
 PREFIX = "/online/sessions"
 TRAFFIC_PATH = re.compile(r"^/online/sessions/[^/]+/(v1/.*|rewards)$")
+CHAT_PATH = re.compile(r"^/online/sessions/([^/]+)/v1/chat/completions$")
+log = logging.getLogger("gepa_cli.online")
 
 Finite = Annotated[StrictFloat | StrictInt, Field(allow_inf_nan=False)]
+
+
+CHAT_BODY_SCHEMA = {
+    "type": "object",
+    "required": ["messages"],
+    "description": "An OpenAI chat-completions request; every field but messages and "
+    "stream is passed on to the upstream as sent.",
+    "properties": {
+        "model": {"type": "string"},
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role"],
+                "properties": {
+                    "role": {"type": "string"},
+                    "content": {"oneOf": [{"type": "string"}, {"type": "array"}]},
+                },
+            },
+        },
+        "stream": {"type": "boolean"},
+        "stream_options": {"type": "object"},
+    },
+}
 
 
 class SessionSubmission(BaseModel):
@@ -110,6 +138,53 @@ class OnlineExtension:
 
     def mount(self, app: FastAPI) -> None:
         app.include_router(build_router(self))
+        # outermost: proxied calls skip the service's HTTP middleware and router
+        app.add_middleware(ProxyFastPath, extension=self)
+
+    async def chat(self, session_id: str, request: Request) -> Response:
+        refusal = self.traffic_refusal(request, control_too=False)
+        if refusal is not None:
+            return openai_error(401, refusal, code="invalid_api_key", kind="authentication_error")
+        session = self.manager.sessions.get(session_id)
+        if session is None:
+            return openai_error(
+                404,
+                f"no online session {session_id!r}",
+                code="unknown_session",
+                kind="invalid_request_error",
+            )
+        return await chat_completions(session, request)
+
+
+class ProxyFastPath:
+    """Pure ASGI in front of the service: a proxied call is the hot path, so it goes
+    straight to the proxy; everything else goes on to the service untouched. The
+    FastAPI route of the same path declares it in the OpenAPI document."""
+
+    def __init__(self, app: ASGIApp, extension: OnlineExtension) -> None:
+        self.app = app
+        self.extension = extension
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = (
+            CHAT_PATH.match(scope["path"])
+            if scope["type"] == "http" and scope["method"] == "POST"
+            else None
+        )
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            response = await self.extension.chat(match.group(1), Request(scope, receive))
+        except Exception as exc:  # an internal error still answers in the OpenAI shape
+            log.exception("proxy call failed")
+            response = openai_error(
+                500,
+                f"internal error: {type(exc).__name__}",
+                code="internal_error",
+                kind="server_error",
+            )
+        await response(scope, receive, send)
 
 
 def build_router(ext: OnlineExtension) -> APIRouter:
@@ -223,19 +298,21 @@ def build_router(ext: OnlineExtension) -> APIRouter:
     @router.post(
         "/{session_id}/v1/chat/completions",
         summary="OpenAI-compatible chat completions through the session (proxy key)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": CHAT_BODY_SCHEMA}},
+            },
+            "responses": {
+                "200": {
+                    "description": "The upstream's chat completion (or its server-sent "
+                    "events when stream is true), with x-gepa-rollout-id, "
+                    "x-gepa-candidate-id and x-gepa-session-id headers"
+                }
+            },
+        },
     )
     async def chat(session_id: str, request: Request) -> Response:
-        refusal = ext.traffic_refusal(request, control_too=False)
-        if refusal is not None:
-            return openai_error(401, refusal, code="invalid_api_key", kind="authentication_error")
-        session = manager.sessions.get(session_id)
-        if session is None:
-            return openai_error(
-                404,
-                f"no online session {session_id!r}",
-                code="unknown_session",
-                kind="invalid_request_error",
-            )
-        return await chat_completions(session, request)
+        return await ext.chat(session_id, request)
 
     return router

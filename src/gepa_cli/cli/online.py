@@ -19,7 +19,7 @@ from gepa_cli.errors import ConfigError
 from gepa_cli.online.client import OnlineClient
 from gepa_cli.online.config import load_online_config
 
-online_app = new_group("Create and control online sessions (the OpenAI-compatible proxy).")
+online_app = new_group("Create and control online sessions (a proxy that learns).")
 
 URL_OPTION = typer.Option(
     "http://127.0.0.1:8879", "--url", envvar="GEPA_CLI_SERVICE_URL", help="The service's URL."

@@ -172,8 +172,10 @@ async def load(url: str, key: str, requests: int, clients: int) -> tuple[list[fl
     return latencies, wall
 
 
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+def pct(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 # -- a session with many rollouts, written by the session's own code ------------------------

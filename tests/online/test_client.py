@@ -133,3 +133,29 @@ def test_a_proposer_that_keeps_failing_fails_the_session(
         orjson.loads(line) for line in (service.run_dir("broken") / "proposals.jsonl").open("rb")
     ]
     assert [p["outcome"].split(":")[0] for p in proposals] == ["error", "error"]
+
+
+def test_cancel_during_a_reflection_learns_nothing_from_it(
+    service: OnlineService, upstream: ThreadServer
+) -> None:
+    slow = "import json, sys, time\nr = json.load(sys.stdin)\ntime.sleep(1.5)\n"
+    slow += 'print("```\\n" + r["current_text"] + " Later.\\n```")\n'
+    (service.root / "propose.py").write_text(slow)
+    service.create(session_toml(upstream.url, "abandon"))
+    proxy = service.openai("abandon")
+    with service.control() as control:
+        for _ in range(3):
+            _, rollout, _ = chat(proxy, "q")
+            control.post(
+                "/online/sessions/abandon/rewards", json={"rollout_id": rollout, "reward": 0}
+            )
+        assert control.get("/online/sessions/abandon").json()["reflection_in_flight"] is True
+        cancelled = control.post("/online/sessions/abandon/cancel").json()
+        assert cancelled["state"] == "cancelled" and cancelled["reflection_in_flight"] is False
+        time.sleep(2.5)  # the proposer answers after the cancel
+        candidates = control.get("/online/sessions/abandon/candidates").json()["candidates"]
+        assert [c["candidate_id"] for c in candidates] == ["c0000"]
+    rows = [
+        orjson.loads(line) for line in (service.run_dir("abandon") / "proposals.jsonl").open("rb")
+    ]
+    assert [r["outcome"].split(":")[0] for r in rows] == ["abandoned"]

@@ -89,6 +89,31 @@ class Learner:
         """Before a terminal state: retire the challengers and record every candidate's
         evidence, so each one has its candidates.jsonl row and the best is on the frontier."""
         fold = self.session.fold
+        pending = fold.pending_reflection
+        if pending is not None:
+            # the proposer call may still run; whatever it answers is not learned from
+            reason = f"session {state} while the proposer was working"
+            self.session.emit(
+                PROPOSAL_FAILED,
+                {
+                    "proposal_id": pending["proposal_id"],
+                    "parent_id": pending["parent_id"],
+                    "component": pending["component"],
+                    "kind": "abandoned",
+                    "reason": reason,
+                    "consecutive_failures": fold.consecutive_proposer_failures,
+                    "usage": Usage().to_dict(),
+                },
+                ledger=layout.PROPOSALS,
+                row=ProposalRow(
+                    proposal_id=str(pending["proposal_id"]),
+                    parent_id=str(pending["parent_id"]),
+                    component=str(pending["component"]),
+                    usage=UsageRow.model_validate(Usage().to_dict()),
+                    cost_usd=0.0,
+                    outcome=f"abandoned: {reason}",
+                ),
+            )
         for cid in list(fold.challengers):
             self._validate(fold.candidate(cid))
             self.session.emit(
@@ -272,8 +297,8 @@ class Learner:
             error: GepaCliError | None = None
         except GepaCliError as exc:
             result, error = None, exc
-        if fold.pending_reflection is None or fold.pending_reflection != pending:
-            return  # the session ended meanwhile; nothing more is recorded
+        if fold.pending_reflection != pending:
+            return  # abandoned when the session ended meanwhile: nothing more is recorded
         self._record_proposal(pending, parent, result, error)
         if error is not None and fold.consecutive_proposer_failures >= (
             self.config.gepa.max_consecutive_proposer_failures

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="Where the service's db and the session's run directory go "
                              "(default: a new temporary directory).")  # fmt: skip
     args = parser.parse_args(argv)
-    workdir = args.output_dir or Path(tempfile.mkdtemp(prefix="banking77-online-"))
+    workdir = (args.output_dir or Path(tempfile.mkdtemp(prefix="banking77-online-"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     control_key, proxy_key = secrets.token_hex(16), secrets.token_hex(16)
     env = {**os.environ, "GEPA_DEMO_CONTROL_KEY": control_key, "GEPA_DEMO_PROXY_KEY": proxy_key}

@@ -58,7 +58,11 @@ class Upstream:
         self.endpoint = f"{config.base_url}/chat/completions"
         self.client = httpx.AsyncClient(
             timeout=config.timeout_seconds,
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+            # idle connections are dropped before a server's usual 5 s keep-alive ends,
+            # so a pooled connection is rarely one the server is closing
+            limits=httpx.Limits(
+                max_connections=512, max_keepalive_connections=128, keepalive_expiry=2.0
+            ),
         )
         self._prices: dict[str, Price | None] = {}
 
@@ -125,12 +129,21 @@ class Upstream:
             error=f"HTTP {status}: {text}",
         )
 
+    async def _send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+        """Send once more when a pooled connection turns out closed before any answer
+        (the server dropped it as it was reused); any other failure is final."""
+        try:
+            return await self.client.send(request, stream=stream)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            return await self.client.send(request, stream=stream)
+
     async def complete(self, body: dict[str, Any]) -> Reply:
         headers, key = self._headers()
+        request = self.client.build_request(
+            "POST", self.endpoint, content=orjson.dumps(body), headers=headers
+        )
         try:
-            response = await self.client.post(
-                self.endpoint, content=orjson.dumps(body), headers=headers
-            )
+            response = await self._send(request, stream=False)
         except httpx.HTTPError as exc:
             raise self._transport_failure(exc) from None
         raw = response.content
@@ -153,7 +166,7 @@ class Upstream:
             "POST", self.endpoint, content=orjson.dumps(body), headers=headers
         )
         try:
-            response = await self.client.send(request, stream=True)
+            response = await self._send(request, stream=True)
         except httpx.HTTPError as exc:
             raise self._transport_failure(exc) from None
         if response.status_code >= 400:

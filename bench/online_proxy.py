@@ -3,9 +3,11 @@
 In one run, against one local zero-latency OpenAI-compatible upstream (a child process):
 
 1. latency of a chat completion sent to the upstream directly and through a session's
-   proxy (`gepa-cli gepa service`, a child process), at 1 and 32 concurrent clients:
-   p50 and p99 of each, and what the proxy adds (proxied minus direct);
-2. proxied calls per second at 32 clients;
+   proxy (`gepa-cli gepa service`, a child process), at 1 client (one call after the
+   other) and at 32 concurrent clients offering ``--rate`` calls/s in all (200, the
+   throughput goal): p50 and p99 of each, and what the proxy adds (proxied minus direct);
+2. proxied calls per second at 32 clients sending as fast as they are answered, next to
+   the upstream's own rate;
 3. a session holding ``--rollouts`` recorded rollouts (half of them rewarded, written by
    the session's own code, as traffic would): the time from starting the service to the
    session answering, and the service's resident memory, next to the same for a session
@@ -145,29 +147,38 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 # -- latency and throughput --------------------------------------------------------------
 
 
-async def load(url: str, key: str, requests: int, clients: int) -> tuple[list[float], float]:
-    """Per-call latencies (ms) and the wall time of ``requests`` calls from ``clients``."""
+async def load(
+    url: str, key: str, requests: int, clients: int, rate: float | None = None
+) -> tuple[list[float], float]:
+    """Per-call latencies (ms) and the wall time of ``requests`` calls from ``clients``:
+    each client sends its next call when its last one is answered, or, with ``rate``,
+    at its slot of an even schedule of ``rate`` calls per second overall (so latency is
+    measured at that load, not at saturation)."""
     latencies: list[float] = []
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=60, limits=limits, headers=headers) as client:
-        remaining = requests
 
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                started = time.perf_counter()
-                response = await client.post(url, content=BODY)
-                latencies.append((time.perf_counter() - started) * 1000)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{url}: HTTP {response.status_code} {response.text[:200]}")
+        async def call() -> None:
+            started = time.perf_counter()
+            response = await client.post(url, content=BODY)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise RuntimeError(f"{url}: HTTP {response.status_code} {response.text[:200]}")
 
-        await asyncio.gather(*(worker() for _ in range(min(clients, 4))))  # warm the pools
-        latencies.clear()
-        remaining = requests
+        async def worker(index: int, count: int, start: float) -> None:
+            for k in range(count):
+                if rate is not None:
+                    delay = start + (k * clients + index) / rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                await call()
+
+        await asyncio.gather(*(worker(i, 5, time.perf_counter()) for i in range(clients)))
+        latencies.clear()  # the pools are warm
+        per_client = max(1, requests // clients)
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
+        await asyncio.gather(*(worker(i, per_client, started) for i in range(clients)))
         wall = time.perf_counter() - started
     return latencies, wall
 
@@ -258,6 +269,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="calls per latency run")
     parser.add_argument("--rollouts", type=int, default=100_000, help="rollouts in the big session")
+    parser.add_argument(
+        "--rate", type=float, default=200.0, help="calls/s offered by the 32 clients (latency)"
+    )
     parser.add_argument("--upstream", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.upstream is not None:
@@ -299,32 +313,43 @@ def main() -> None:
         direct_url = f"{up_url}/v1/chat/completions"
         proxy_url = f"http://127.0.0.1:{port}/online/sessions/latency/v1/chat/completions"
         rows = []
-        for clients in (1, 32):
+        # latency at 1 client, and at 32 clients offered --rate calls/s in all
+        for clients, rate in ((1, None), (32, args.rate)):
             n = args.requests if clients > 1 else max(200, args.requests // 4)
-            direct, direct_wall = asyncio.run(load(direct_url, "none", n, clients))
-            proxied, proxied_wall = asyncio.run(load(proxy_url, PROXY_KEY, n, clients))
-            rows.append((clients, n, direct, direct_wall, proxied, proxied_wall))
+            direct, _ = asyncio.run(load(direct_url, "none", n, clients, rate))
+            proxied, _ = asyncio.run(load(proxy_url, PROXY_KEY, n, clients, rate))
+            rows.append((clients, rate, n, direct, proxied))
+        # throughput: 32 clients as fast as answers come
+        _, direct_wall = asyncio.run(load(direct_url, "none", args.requests, 32))
+        _, proxied_wall = asyncio.run(load(proxy_url, PROXY_KEY, args.requests, 32))
     finally:
         stop(service)
         stop(upstream)
 
-    print("## Latency added by the proxy (ms) and throughput\n")
-    print("| clients | calls | direct p50 | direct p99 | proxied p50 | proxied p99 | added p50 | "
-          "added p99 | proxied calls/s | direct calls/s |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for clients, n, direct, dwall, proxied, pwall in rows:
-        d50, d99, p50, p99 = pct(direct, 50), pct(direct, 99), pct(proxied, 50), pct(proxied, 99)
-        print(
-            f"| {clients} | {n} | {d50:.2f} | {d99:.2f} | {p50:.2f} | {p99:.2f} | "
-            f"{p50 - d50:.2f} | {p99 - d99:.2f} | {n / pwall:.0f} | {n / dwall:.0f} |"
-        )
-    added = pct(rows[0][4], 50) - pct(rows[0][2], 50)
-    added32 = pct(rows[1][4], 50) - pct(rows[1][2], 50)
-    rate = rows[1][1] / rows[1][5]
+    print("## Latency added by the proxy (ms)\n")
     print(
-        f"\ngoals: added p50 at 1 client {added:.2f} ms / 10 ms = {added / 10:.2f}; "
+        "| clients | offered calls/s | calls | direct p50 | direct p99 | proxied p50 "
+        "| proxied p99 | added p50 | added p99 |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for clients, rate, n, direct, proxied in rows:
+        d50, d99, p50, p99 = pct(direct, 50), pct(direct, 99), pct(proxied, 50), pct(proxied, 99)
+        offered = f"{rate:g}" if rate else "closed loop"
+        print(
+            f"| {clients} | {offered} | {n} | {d50:.2f} | {d99:.2f} | {p50:.2f} | {p99:.2f} | "
+            f"{p50 - d50:.2f} | {p99 - d99:.2f} |"
+        )
+    direct_rate, proxied_rate = args.requests / direct_wall, args.requests / proxied_wall
+    print(
+        f"\nthroughput at 32 clients: proxied {proxied_rate:.0f} calls/s, direct "
+        f"{direct_rate:.0f} calls/s (ratio {proxied_rate / direct_rate:.2f})"
+    )
+    added1 = pct(rows[0][4], 50) - pct(rows[0][3], 50)
+    added32 = pct(rows[1][4], 50) - pct(rows[1][3], 50)
+    print(
+        f"goals: added p50 at 1 client {added1:.2f} ms / 10 ms = {added1 / 10:.2f}; "
         f"at 32 clients {added32:.2f} ms / 10 ms = {added32 / 10:.2f}; "
-        f"proxied calls/s at 32 clients {rate:.0f} / 200 = {rate / 200:.2f}"
+        f"proxied calls/s at 32 clients {proxied_rate:.0f} / 200 = {proxied_rate / 200:.2f}"
     )
 
     print("\n## A session with recorded rollouts: restart time and memory\n")

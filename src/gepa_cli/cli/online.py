@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import typer
 
 from gepa_cli.cli.app import new_group
 from gepa_cli.errors import ConfigError
-from gepa_cli.online.client import OnlineClient
-from gepa_cli.online.config import load_online_config
+
+if TYPE_CHECKING:
+    from gepa_cli.online.client import OnlineClient
+
+# gepa_cli.online is imported inside the commands: it brings the service's web stack,
+# which every other command (and every run a service starts) would pay for at startup
 
 online_app = new_group("Create and control online sessions (a proxy that learns).")
 
@@ -31,6 +35,8 @@ JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output on std
 
 
 def _client(url: str, api_key_env: str | None) -> OnlineClient:
+    from gepa_cli.online.client import OnlineClient
+
     key = None
     if api_key_env:
         key = os.environ.get(api_key_env)
@@ -64,6 +70,8 @@ def validate(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check a session config without a service."""
+    from gepa_cli.online.config import load_online_config
+
     parsed = load_online_config(config)
     _out(
         parsed.resolved_dict(),

@@ -117,6 +117,12 @@ def _control() -> dict[str, str]:
     return {"Authorization": f"Bearer {CONTROL_KEY}"}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -330,8 +336,12 @@ def main() -> None:
             proxied, _ = run(load(proxy_url, PROXY_KEY, n, clients, rate))
             rows.append((clients, rate, n, direct, proxied))
         # throughput: 32 clients as fast as answers come
+        up_cpu = cpu_seconds(upstream.pid)
         _, direct_wall = run(load(direct_url, "none", args.requests, 32))
+        up_cpu = cpu_seconds(upstream.pid) - up_cpu
+        proxy_cpu = cpu_seconds(service.pid)
         _, proxied_wall = run(load(proxy_url, PROXY_KEY, args.requests, 32))
+        proxy_cpu = cpu_seconds(service.pid) - proxy_cpu
     finally:
         stop(service)
         stop(upstream)
@@ -350,9 +360,15 @@ def main() -> None:
             f"{p50 - d50:.2f} | {p99 - d99:.2f} |"
         )
     direct_rate, proxied_rate = args.requests / direct_wall, args.requests / proxied_wall
+    # CPU per call says what a busy machine's wall times cannot: one core serves the
+    # proxy (one event loop), so 1000 / (proxy CPU ms per call) bounds its calls/s
+    n = args.requests - args.requests % 32
+    proxy_ms, upstream_ms = 1000 * proxy_cpu / n, 1000 * up_cpu / n
     print(
         f"\nthroughput at 32 clients: proxied {proxied_rate:.0f} calls/s, direct "
-        f"{direct_rate:.0f} calls/s (ratio {proxied_rate / direct_rate:.2f})"
+        f"{direct_rate:.0f} calls/s (ratio {proxied_rate / direct_rate:.2f}); CPU per call: "
+        f"service {proxy_ms:.2f} ms (at most {1000 / proxy_ms:.0f} calls/s on one core), "
+        f"upstream {upstream_ms:.2f} ms"
     )
     added1 = pct(rows[0][4], 50) - pct(rows[0][3], 50)
     added32 = pct(rows[1][4], 50) - pct(rows[1][3], 50)

@@ -32,10 +32,8 @@ import importlib.metadata
 import json
 import os
 import platform
-import re
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -45,59 +43,20 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 COOKBOOK = ROOT / "cookbooks" / "banking77"
-QUALITY_VENV = ROOT / "bench" / ".venv-quality"
-REQUIREMENTS = ROOT / "bench" / "requirements-quality.txt"
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data" / "banking77"
 COMPONENT = "system_prompt"
-# set in the re-executed child, so a broken environment fails instead of looping
-REEXEC_ENV = "GEPA_QUALITY_BENCH_REEXEC"
 
 if str(COOKBOOK) not in sys.path:
     sys.path.insert(0, str(COOKBOOK))
-
+sys.path.insert(0, str(ROOT / "bench"))
+import reference_env  # noqa: E402
 
 # --- environment -----------------------------------------------------------------------
 
 
-def pinned_gepa_version() -> str:
-    for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines():
-        match = re.fullmatch(r"\s*gepa==([^\s;#]+).*", line)
-        if match:
-            return match.group(1)
-    raise SystemExit(f"{REQUIREMENTS}: no `gepa==<version>` pin")
-
-
-def environment_ready(pinned: str) -> bool:
-    try:
-        found = importlib.metadata.version("gepa")
-        importlib.metadata.version("gepa-cli")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return found == pinned
-
-
 def ensure_environment() -> None:
-    """Re-run this script in bench/.venv-quality unless this interpreter has both engines."""
-    pinned = pinned_gepa_version()
-    if environment_ready(pinned):
-        return
-    if os.environ.get(REEXEC_ENV):
-        raise SystemExit(
-            f"{sys.executable} still lacks gepa=={pinned} or gepa-cli; "
-            f"delete {QUALITY_VENV} and run again"
-        )
-    python = QUALITY_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"creating {QUALITY_VENV} (gepa=={pinned} and this checkout)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(QUALITY_VENV)], check=True)
-    marker = QUALITY_VENV / ".installed"
-    if not marker.exists() or marker.read_text() != REQUIREMENTS.read_text():
-        install = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*install, "-r", str(REQUIREMENTS), "-e", str(ROOT)], check=True)
-        marker.write_text(REQUIREMENTS.read_text())
-    os.environ[REEXEC_ENV] = "1"
-    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
+    reference_env.ensure_environment(__file__)
 
 
 # --- the task, shared by both engines --------------------------------------------------

@@ -346,6 +346,8 @@ class SyntheticRun(GepaRun):
             seed_texts={MODULE: SEED_TEXT},
             target_modules=[MODULE],
             rng_seed=spec.seed,
+            rollouts=recorder,
+            memo_in_checkpoint=False,
         )
         return await engine.run()
 

@@ -6,7 +6,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gepa_cli.engine import EngineSettings
-from gepa_cli.engine.frontier import compute_frontier, front_counts, remove_dominated
+from gepa_cli.engine.frontier import (
+    FrontierIndex,
+    compute_frontier,
+    front_counts,
+    remove_dominated,
+)
 from gepa_cli.engine.state import Candidate
 
 from .fakes import FeedbackProposer, PhraseTask, execute, make_run
@@ -135,3 +140,92 @@ def test_same_seed_same_run(seed: int, merge: bool) -> None:
         execute(run)
         feeds.append(run.sink.events)
     assert feeds[0] == feeds[1]
+
+
+def _remove_dominated_by_restarts(
+    frontier: dict[str, list[str]], means: dict[str, float]
+) -> dict[str, list[str]]:
+    """The rule as first written: remove the weakest removable candidate, then start
+    over. `remove_dominated` must give exactly this, in one pass."""
+    fronts = {key: set(ids) for key, ids in frontier.items()}
+    order = sorted({c for ids in fronts.values() for c in ids}, key=lambda c: (means[c], c))
+    alive = set(order)
+    changed = True
+    while changed:
+        changed = False
+        for cid in order:
+            if cid not in alive:
+                continue
+            mine = [front for front in fronts.values() if cid in front]
+            if all(any(o != cid and o in alive for o in front) for front in mine):
+                alive.discard(cid)
+                changed = True
+                break
+    return {key: sorted(c for c in ids if c in alive) for key, ids in fronts.items()}
+
+
+@FAST
+@given(
+    st.integers(1, 8).flatmap(
+        lambda width: st.lists(
+            st.lists(score, min_size=width, max_size=width), min_size=1, max_size=12
+        )
+    )
+)
+def test_one_pass_removal_equals_removal_with_restarts(rows: list[list[float]]) -> None:
+    candidates = _candidates(rows)
+    frontier, _ = compute_frontier(candidates, "instance")
+    means = {c.id: c.val_mean for c in candidates}
+    assert remove_dominated(frontier, means) == _remove_dominated_by_restarts(frontier, means)
+
+
+@FAST
+@given(st.lists(st.lists(score, min_size=4, max_size=4), min_size=1, max_size=10))
+def test_the_frontier_kept_incrementally_equals_the_frontier_recomputed(
+    rows: list[list[float]],
+) -> None:
+    candidates = _candidates(rows)
+    for kind in ("instance", "hybrid"):
+        index = FrontierIndex(kind)
+        for end in range(1, len(candidates) + 1):
+            index.sync(candidates[:end])
+            assert index.frontier() == compute_frontier(candidates[:end], kind)
+
+
+def _objective_candidates(rows: list[tuple[float, float]]) -> list[Candidate]:
+    return [
+        Candidate(
+            id=f"c{i:04d}",
+            texts={"m": str(i)},
+            content_hash=str(i),
+            parents=[],
+            origin="seed",
+            iteration=0,
+            val_scores={"val:0": (p + r) / 2},
+            val_objectives={"precision": p, "recall": r},
+        )
+        for i, (p, r) in enumerate(rows)
+    ]
+
+
+@FAST
+@given(st.lists(st.tuples(score, score), min_size=1, max_size=12))
+def test_the_objective_frontier_holds_no_dominated_member(rows: list[tuple[float, float]]) -> None:
+    candidates = _objective_candidates(rows)
+    for kind in ("objective", "hybrid"):
+        frontier, best = compute_frontier(candidates, kind)
+        on_objectives = {
+            cid for key, ids in frontier.items() if key.startswith("objective:") for cid in ids
+        }
+        vectors = {c.id: c.val_objectives for c in candidates}
+        for cid in on_objectives:
+            mine = vectors[cid]
+            assert not any(
+                all(o[n] >= mine[n] for n in mine) and any(o[n] > mine[n] for n in mine)
+                for other, o in vectors.items()
+                if other != cid
+            ), (cid, rows)
+        # every objective key still has a member at its best score
+        for name in ("precision", "recall"):
+            key = "objective:" + name
+            assert frontier[key] and all(vectors[c][name] == best[key] for c in frontier[key])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.service.support import make_task, read_manifest, running_service, wait_for
+from .support import make_task, read_manifest, running_service, wait_for
 
 
 def _wait_started(run_dir: Path) -> None:

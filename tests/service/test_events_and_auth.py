@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 import orjson
-from tests.service.support import config_text, make_task, running_service, wait_for
+
+from .support import config_text, make_task, running_service, wait_for
 
 
 def _read_sse(response: httpx.Response, limit: int | None = None) -> list[tuple[int, bytes]]:

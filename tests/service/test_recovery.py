@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 import orjson
-from tests.service.support import Service, make_task, read_manifest, running_service, wait_for
 
 from gepa_cli.artifacts.liveness import pid_alive, read_lock
+
+from .support import Service, make_task, read_manifest, running_service, wait_for
 
 
 def test_killed_service_leaves_no_orphan_and_the_run_completes(tmp_path: Path) -> None:

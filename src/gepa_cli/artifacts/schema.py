@@ -70,6 +70,9 @@ class RolloutRow(Record):
     candidate_id: str
     example_id: str
     split: str
+    # the texts' content hash: with the example, the key of the engine's memo, which a
+    # resumed run rebuilds from these rows
+    content_hash: str | None = None
     score: float | None
     status: str
     feedback: str | None = None
@@ -81,6 +84,9 @@ class RolloutRow(Record):
     cache_action: str | None = None
     latency_ms: float | None = None
     attempts: int | None = None
+    # fetched ahead for an iteration whose commit did not use it: charged, never a
+    # memo entry (docs/events.md, evaluation.discarded)
+    discarded: bool = False
 
 
 class ProposalRow(Record):
@@ -232,6 +238,23 @@ class SeedCandidate(Record):
     heldout_mean: float | None = None
 
 
+class FrontierMember(Record):
+    """One candidate on the run's last frontier, with the scores to choose among them."""
+
+    candidate_id: str
+    val_mean: float | None = None
+    objective_means: dict[str, float] = Field(default_factory=dict)
+    heldout_mean: float | None = None  # None unless the run evaluated it on heldout
+    fronts: int = 0  # how many frontier keys it is best on
+
+
+class FrontierSummary(Record):
+    """The run's Pareto frontier as its members, strongest validation mean first."""
+
+    frontier_type: str | None = None
+    members: list[FrontierMember] = Field(default_factory=list)
+
+
 class CacheSettings(Record):
     mode: str
     namespace: str
@@ -279,6 +302,7 @@ class Manifest(Record):
     spent_usd: float = 0.0
     num_candidates: int | None = None
     iterations: int | None = None
+    frontier: FrontierSummary | None = None
     cache: CacheSettings | None = None
     error: ErrorInfo | None = None
     listener_errors: list[ListenerError] = Field(default_factory=list)

@@ -230,10 +230,22 @@ class ProposerConfig(Section):
         return self
 
 
+class PipelineWorkers(Section):
+    """How much overlapping iterations may have under way at once (timing only: these
+    never change a decision, so they may change on resume)."""
+
+    propose: int | None = Field(default=None, ge=1)  # proposer calls (default: K)
+    rollout: int | None = Field(default=None, ge=1)  # rollouts (default: max_concurrency)
+    evaluate: int | None = Field(default=None, ge=1)  # evaluation batches (default: no cap)
+
+
 class PipelineConfig(Section):
-    # Rollouts of one batch already run concurrently; overlapping whole iterations
-    # ("async_pipelined" in design.md) is not built, so it is refused rather than ignored.
-    mode: Literal["sync_serial"] = "sync_serial"
+    # "sync_serial": one iteration at a time. "async_pipelined": up to
+    # max_in_flight_candidates iterations overlap, deterministically (docs/pipeline.md).
+    mode: Literal["sync_serial", "async_pipelined"] = "sync_serial"
+    max_in_flight_candidates: int = Field(default=4, ge=1, le=256)
+    staleness_policy: Literal["full"] = "full"
+    workers: PipelineWorkers = Field(default_factory=PipelineWorkers)
 
 
 class GepaSettings(Section):
@@ -273,6 +285,10 @@ class GepaSettings(Section):
     merge_subsample_size: int = Field(default=5, ge=1)
     skip_perfect_score: bool = True
     perfect_score: float = 1.0
+    # which candidates the end of a run scores on heldout: the seed and the best, or
+    # also up to max_heldout_candidates members of the frontier (strongest first)
+    heldout_candidates: Literal["best", "frontier"] = "best"
+    max_heldout_candidates: int = Field(default=4, ge=0)
     # stop rules
     stop_after_no_improvement: int | None = Field(default=None, ge=1)
     stop_at_score: float | None = None

@@ -7,7 +7,8 @@ from gepa_cli.engine.loop import GepaEngine
 from gepa_cli.engine.outcome import STOPPED_BY, RunOutcome
 from gepa_cli.engine.result import EngineResult
 from gepa_cli.engine.settings import EngineSettings
-from gepa_cli.engine.state import Candidate, EngineState, content_hash
+from gepa_cli.engine.speculation import Lanes
+from gepa_cli.engine.state import Candidate, EngineState, MemoEntry, content_hash
 from gepa_cli.engine.types import (
     CheckpointSink,
     Control,
@@ -40,7 +41,9 @@ __all__ = [
     "ExampleResult",
     "FullValidation",
     "GepaEngine",
+    "Lanes",
     "Ledger",
+    "MemoEntry",
     "ProposalRequest",
     "ProposalResult",
     "Proposer",

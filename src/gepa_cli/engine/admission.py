@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from gepa_cli.engine import events as ev
 from gepa_cli.engine.context import StepContext
-from gepa_cli.engine.frontier import compute_frontier
 from gepa_cli.engine.state import Candidate
 from gepa_cli.engine.types import Texts
 from gepa_cli.engine.validation import Screening
@@ -45,7 +44,9 @@ async def admit(ctx: StepContext, proposal: Proposal) -> Candidate | None:
         state.rejected_hashes.append(digest)
         ctx.emitter.emit(REJECTED_EVENT[proposal.origin], proposal.verdict)
         return None
-    if not await screen(ctx, proposal.eval_id, digest, proposal.texts, proposal.parents):
+    if not await screen(
+        ctx, proposal.eval_id, digest, proposal.texts, proposal.parents, proposal.iteration
+    ):
         return None
     child = Candidate(
         id=state.next_candidate_id(),
@@ -60,7 +61,7 @@ async def admit(ctx: StepContext, proposal: Proposal) -> Candidate | None:
         ACCEPTED_EVENT[proposal.origin], {**proposal.verdict, "candidate_id": child.id}
     )
     register(ctx, child, proposal=proposal.eval_id)
-    await validate(ctx, child)
+    await validate(ctx, child, proposal.iteration)
     return child
 
 
@@ -86,11 +87,11 @@ async def screen(
     digest: str,
     texts: Texts,
     parents: Sequence[str],
+    iteration: int,
 ) -> bool:
     """Run the validation policy's screen on a child that passed its test; False when
     the child is dropped (then it is never registered, and its texts never run again)."""
     state = ctx.state
-    iteration = state.counters.iteration
     rival_ids = dict.fromkeys([*parents, state.best().id])
     rivals = {cid: state.by_id(cid).val_scores for cid in rival_ids}
 
@@ -128,7 +129,7 @@ async def screen(
     return False
 
 
-async def validate(ctx: StepContext, candidate: Candidate) -> None:
+async def validate(ctx: StepContext, candidate: Candidate, iteration: int) -> None:
     state = ctx.state
     best_before = state.best().val_mean if len(state.candidates) > 1 else None
 
@@ -140,7 +141,7 @@ async def validate(ctx: StepContext, candidate: Candidate) -> None:
             ids,
             role="val",
             purpose="validation",
-            iteration=state.counters.iteration,
+            iteration=iteration,
         )
         return {e: entry.score for e, entry in got.items()}
 
@@ -164,7 +165,7 @@ async def validate(ctx: StepContext, candidate: Candidate) -> None:
     )
     if best_before is not None and candidate.val_mean > best_before:
         state.counters.proposals_since_improvement = 0
-    frontier, best_scores = compute_frontier(state.candidates, ctx.settings.frontier_type)
+    frontier, best_scores = state.frontier_index(ctx.settings.frontier_type).frontier()
     best = state.best()
     ctx.emitter.emit(
         ev.FRONTIER_UPDATED,

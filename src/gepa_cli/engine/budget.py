@@ -110,6 +110,35 @@ class Work:
     def rollouts(self) -> int:
         return self.optimization_rollouts + self.heldout_rollouts
 
+    def __add__(self, other: Work) -> Work:
+        return Work(
+            self.optimization_rollouts + other.optimization_rollouts,
+            self.heldout_rollouts + other.heldout_rollouts,
+            self.proposals + other.proposals,
+        )
+
+    def __sub__(self, other: Work) -> Work:
+        return Work(
+            self.optimization_rollouts - other.optimization_rollouts,
+            self.heldout_rollouts - other.heldout_rollouts,
+            self.proposals - other.proposals,
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "optimization_rollouts": self.optimization_rollouts,
+            "heldout_rollouts": self.heldout_rollouts,
+            "proposals": self.proposals,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Work:
+        return cls(
+            int(data["optimization_rollouts"]),
+            int(data["heldout_rollouts"]),
+            int(data["proposals"]),
+        )
+
 
 class BudgetGuard:
     """Answers "may this work start?" with None or the name of the limit it would pass."""
@@ -119,6 +148,15 @@ class BudgetGuard:
         self.ledger = ledger
         # rollouts kept back for the heldout evaluation of seed and best
         self.heldout_reserve = heldout_reserve
+        # the worst case of iterations dispatched but not yet committed (overlapping
+        # iterations): work only starts when it fits beside all of them
+        self.reserved = Work()
+
+    def reserve(self, work: Work) -> None:
+        self.reserved = self.reserved + work
+
+    def release(self, work: Work) -> None:
+        self.reserved = self.reserved - work
 
     def _per_rollout(self) -> tuple[float, float]:
         s, led = self.settings, self.ledger
@@ -136,6 +174,7 @@ class BudgetGuard:
 
     def blocked_by(self, work: Work, elapsed_seconds: float) -> str | None:
         s, led = self.settings, self.ledger
+        work = work + self.reserved
         # heldout work draws on the reserve; optimization work must leave it untouched
         reserve = 0 if work.heldout_rollouts else self.heldout_reserve
         if (
@@ -177,10 +216,14 @@ class BudgetGuard:
 
 
 def heldout_reserve(settings: EngineSettings, heldout_size: int) -> int:
-    """Rollouts kept back for the heldout evaluation of the seed and of the best."""
+    """Rollouts kept back for the heldout evaluation at the end: the seed and the best,
+    and the frontier's members when asked for."""
     if heldout_size <= 0:
         return 0
-    wanted = 2 * heldout_size
+    candidates = 2
+    if settings.heldout_candidates == "frontier":
+        candidates += settings.max_heldout_candidates
+    wanted = candidates * heldout_size
     if settings.max_heldout_rollouts is not None:
         # only whole candidates are worth evaluating on heldout
         wanted = min(wanted, (settings.max_heldout_rollouts // heldout_size) * heldout_size)

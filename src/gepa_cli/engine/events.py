@@ -15,6 +15,7 @@ RUN_STARTED = "run.started"
 CANDIDATE_REGISTERED = "candidate.registered"
 CANDIDATE_VALIDATED = "candidate.validated"
 EVALUATION_COMPLETED = "evaluation.completed"
+EVALUATION_DISCARDED = "evaluation.discarded"
 ITERATION_STARTED = "iteration.started"
 ITERATION_SKIPPED = "iteration.skipped"
 PROPOSAL_COMPLETED = "proposal.completed"
@@ -39,6 +40,7 @@ EVENT_TYPES = (
     CANDIDATE_REGISTERED,
     CANDIDATE_VALIDATED,
     EVALUATION_COMPLETED,
+    EVALUATION_DISCARDED,
     ITERATION_STARTED,
     ITERATION_SKIPPED,
     PROPOSAL_COMPLETED,

@@ -10,16 +10,31 @@ from gepa_cli.engine import events as ev
 from gepa_cli.engine.budget import Work
 from gepa_cli.engine.outcome import RunOutcome
 from gepa_cli.engine.result import EngineResult
+from gepa_cli.engine.state import Candidate
 
 if TYPE_CHECKING:
     from gepa_cli.engine.loop import GepaEngine
 
 
-async def heldout(engine: GepaEngine, stopped_by: str) -> None:
-    state = engine.state
+def heldout_targets(engine: GepaEngine) -> list[tuple[Candidate, list[str]]]:
+    """The candidates the end of the run scores on heldout, each with its roles: the
+    seed and the best, then (``heldout_candidates = "frontier"``) the frontier's other
+    members, strongest validation mean first."""
+    state, settings = engine.state, engine.settings
     seed, best = state.candidates[0], state.best()
     targets = [(seed, ["seed", "best"])] if best is seed else [(seed, ["seed"]), (best, ["best"])]
-    for candidate, roles in targets:
+    if settings.heldout_candidates == "frontier":
+        frontier, _ = state.frontier_index(settings.frontier_type).frontier()
+        members = {cid for ids in frontier.values() for cid in ids} - {seed.id, best.id}
+        ranked = sorted(members, key=lambda cid: (-state.by_id(cid).val_mean, cid))
+        for cid in ranked[: settings.max_heldout_candidates]:
+            targets.append((state.by_id(cid), ["frontier"]))
+    return targets
+
+
+async def heldout(engine: GepaEngine, stopped_by: str) -> None:
+    state = engine.state
+    for candidate, roles in heldout_targets(engine):
         if engine.stopped_externally:
             # a stop request means "spend nothing more"; resume continues the run
             engine.emitter.emit(

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gepa_cli.engine import events as ev
-from gepa_cli.engine.admission import admit, register, validate
+from gepa_cli.engine.admission import register, validate
 from gepa_cli.engine.budget import BudgetGuard, Work, heldout_reserve
 from gepa_cli.engine.checkpoint import (
     SNAPSHOT_FORMAT,
@@ -25,13 +25,22 @@ from gepa_cli.engine.checkpoint import (
 from gepa_cli.engine.context import StepContext, Strategies
 from gepa_cli.engine.evaluation import BudgetStop, MemoEvaluator
 from gepa_cli.engine.finish import emit_finished, finish, heldout
-from gepa_cli.engine.merge_step import try_merge
-from gepa_cli.engine.reflection import ProposerGaveUp, failure_message, reflect
+from gepa_cli.engine.iteration import plan_iteration, run_iteration
+from gepa_cli.engine.pipeline import Pipeline
+from gepa_cli.engine.reflection import ProposerGaveUp, failure_message
 from gepa_cli.engine.result import EngineResult
 from gepa_cli.engine.sampler import EpochShuffledSampler
 from gepa_cli.engine.settings import EngineSettings
-from gepa_cli.engine.state import Candidate, EngineState, content_hash
-from gepa_cli.engine.types import CheckpointSink, Control, Evaluator, EventSink, Proposer
+from gepa_cli.engine.speculation import Lanes
+from gepa_cli.engine.state import Candidate, EngineState, MemoEntry, content_hash
+from gepa_cli.engine.types import (
+    CheckpointSink,
+    Control,
+    Evaluator,
+    EventSink,
+    Proposer,
+    RolloutSink,
+)
 from gepa_cli.errors import BudgetError, ConfigError, ProposerError, ResumeError
 
 
@@ -51,6 +60,9 @@ class GepaEngine:
         seed_texts: Mapping[str, str],
         target_modules: Sequence[str] | None = None,
         rng_seed: int = 0,
+        rollouts: RolloutSink | None = None,
+        lanes: Lanes | None = None,
+        memo_in_checkpoint: bool = True,
     ) -> None:
         modules = list(target_modules) if target_modules is not None else sorted(seed_texts)
         _check_inputs(train_ids, val_ids, heldout_ids, seed_texts, modules)
@@ -70,10 +82,13 @@ class GepaEngine:
             checkpoints,
             state,
             random.Random(rng_seed),
+            rollouts,
+            lanes,
         )
         self.seed_texts = {str(k): str(v) for k, v in seed_texts.items()}
         self.started = False
         self.checkpoints_taken = 0
+        self.memo_in_checkpoint = memo_in_checkpoint
 
     def _setup(
         self,
@@ -85,6 +100,8 @@ class GepaEngine:
         checkpoints: CheckpointSink | None,
         state: EngineState,
         rng: random.Random,
+        rollouts: RolloutSink | None,
+        lanes: Lanes | None,
     ) -> None:
         self.settings = settings
         self.control = control
@@ -97,7 +114,7 @@ class GepaEngine:
             settings, state.ledger, heldout_reserve(settings, len(state.heldout_ids))
         )
         self.evals = MemoEvaluator(
-            evaluator, state, self.guard, self.emitter, control.elapsed_seconds
+            evaluator, state, self.guard, self.emitter, control.elapsed_seconds, rollouts=rollouts
         )
         self.strategies = Strategies.from_settings(settings)
         self.sampler = EpochShuffledSampler(
@@ -115,6 +132,11 @@ class GepaEngine:
             emitter=self.emitter,
             guard=self.guard,
             control=control,
+        )
+        self.pipeline = (
+            Pipeline(self, lanes or Lanes())
+            if settings.pipeline_mode == "async_pipelined"
+            else None
         )
 
     @property
@@ -134,10 +156,12 @@ class GepaEngine:
             "rng_seed": self.rng_seed,
             "rng_state": rng_state_to_json(self.rng),
             "sampler": self.sampler.to_dict(),
-            "state": self.state.to_dict(),
+            "state": self.state.to_dict(memo=self.memo_in_checkpoint),
             "seed_texts": dict(self.seed_texts),
             "next_event_index": self.emitter.next_index,
             "checkpoints_taken": self.checkpoints_taken,
+            # iterations planned but not committed (overlapping iterations only)
+            "in_flight": self.pipeline.snapshot() if self.pipeline is not None else [],
         }
 
     @classmethod
@@ -151,13 +175,26 @@ class GepaEngine:
         checkpoints: CheckpointSink | None,
         *,
         settings: EngineSettings | None = None,
+        rollouts: RolloutSink | None = None,
+        lanes: Lanes | None = None,
+        memo: Mapping[str, Mapping[str, MemoEntry]] | None = None,
     ) -> GepaEngine:
         """Continue a run from a snapshot. ``settings`` may raise budgets; any other
-        change would make a different run, so it is refused."""
+        change would make a different run, so it is refused. A snapshot taken without
+        its memo needs ``memo`` (rebuilt by the caller from its rollout ledger)."""
         check_snapshot(snapshot)
         try:
             saved = EngineSettings.from_mapping(snapshot["settings"])
             state = EngineState.from_dict(snapshot["state"])
+            kept = snapshot["state"].get("memo") is not None
+            if not kept:
+                if memo is None:
+                    raise ResumeError(
+                        "checkpoint was taken without its memo and none was given",
+                        hint="resume through the runner (gepa-cli gepa resume), which "
+                        "rebuilds it from rollouts.jsonl",
+                    )
+                state.memo = {digest: dict(rows) for digest, rows in memo.items()}
             rng = rng_from_json(snapshot["rng_state"])
             engine = cls.__new__(cls)
             if settings is not None:
@@ -168,13 +205,26 @@ class GepaEngine:
                         hint="resume with the original [gepa] settings (only budgets may change)",
                     )
             engine._setup(
-                settings or saved, evaluator, proposer, sink, control, checkpoints, state, rng
+                settings or saved,
+                evaluator,
+                proposer,
+                sink,
+                control,
+                checkpoints,
+                state,
+                rng,
+                rollouts,
+                lanes,
             )
+            in_flight = list(snapshot.get("in_flight", []))
+            if engine.pipeline is not None:
+                engine.pipeline.restore(in_flight)
             engine.sampler.load(snapshot["sampler"])
             engine.rng_seed = int(snapshot["rng_seed"])
             engine.seed_texts = {str(k): str(v) for k, v in snapshot["seed_texts"].items()}
             engine.emitter.next_index = int(snapshot["next_event_index"])
             engine.checkpoints_taken = int(snapshot["checkpoints_taken"])
+            engine.memo_in_checkpoint = kept
             engine.started = True
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise ResumeError(
@@ -185,7 +235,7 @@ class GepaEngine:
             raise ResumeError("checkpoint holds no candidates", hint="start a new run")
         return engine
 
-    def _safe_point(self) -> None:
+    def safe_point(self) -> None:
         self.emitter.emit(ev.BUDGET_UPDATED, self._budget_data())
         self.checkpoints_taken += 1
         self.emitter.emit(
@@ -265,29 +315,34 @@ class GepaEngine:
             iteration=0,
         )
         register(self.ctx, seed, proposal=None)
-        await validate(self.ctx, seed)
-        self._safe_point()
+        await validate(self.ctx, seed, 0)
+        self.safe_point()
 
     async def _optimize(self) -> str | None:
-        while True:
-            reason = self._stop_reason()
-            if reason is not None:
-                return reason
-            try:
-                await self._iteration()
-            except BudgetStop as stop:
-                return stop.limit
-            except ProposerGaveUp:
-                message = failure_message(self.ctx)
-                emit_finished(self, "proposer_failures", error=message)
-                raise ProposerError(
-                    message,
-                    hint="check the [proposer] backend and its answers, or raise "
-                    "[gepa] max_consecutive_proposer_failures",
-                ) from None
-            self._safe_point()
+        try:
+            if self.pipeline is not None:
+                return await self.pipeline.run()
+            while True:
+                reason = self.stop_reason()
+                if reason is not None:
+                    return reason
+                await run_iteration(self.ctx, plan_iteration(self.ctx))
+                self.safe_point()
+        except BudgetStop as stop:
+            return stop.limit
+        except ProposerGaveUp:
+            message = failure_message(self.ctx)
+            emit_finished(self, "proposer_failures", error=message)
+            raise ProposerError(
+                message,
+                hint="check the [proposer] backend and its answers, or raise "
+                "[gepa] max_consecutive_proposer_failures",
+            ) from None
 
-    def _stop_reason(self) -> str | None:
+    def stop_reason(self, *, budget: bool = True) -> str | None:
+        """Why no further iteration may start, if so; ``budget=False`` leaves out the
+        check of the next iteration's worst case (overlapping iterations check it
+        themselves, beside what is in flight)."""
         s, state, counters = self.settings, self.state, self.state.counters
         external = self.control.stop_requested()
         if external:
@@ -302,26 +357,7 @@ class GepaEngine:
             return "no_improvement"
         if counters.consecutive_noops >= s.max_consecutive_noop_iterations:
             return "no_new_proposals"
-        return self.ctx.blocked_by(self.ctx.iteration_worst_case())
-
-    async def _iteration(self) -> None:
-        ctx, merge = self.ctx, self.state.merge
-        ctx.state.counters.iteration += 1
-        if self.settings.use_merge and merge.due > 0 and merge.last_iteration_found_new:
-            merged = await try_merge(ctx)
-            if merged is not None:
-                await admit(ctx, merged)
-                return
-        merge.last_iteration_found_new = False
-        proposal = await reflect(ctx)
-        if proposal is None or await admit(ctx, proposal) is None:
-            return
-        merge.last_iteration_found_new = True
-        if (
-            self.settings.use_merge
-            and merge.tested + merge.due < self.settings.max_merge_invocations
-        ):
-            merge.due += 1
+        return self.ctx.blocked_by(self.ctx.iteration_worst_case()) if budget else None
 
 
 def _check_inputs(

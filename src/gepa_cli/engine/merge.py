@@ -8,7 +8,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from gepa_cli.engine.frontier import compute_frontier, front_counts, remove_dominated
+from gepa_cli.engine.frontier import front_counts, remove_dominated
 from gepa_cli.engine.state import Candidate, EngineState
 
 PAIR_ATTEMPTS = 10
@@ -52,7 +52,7 @@ def merge_texts(
 def plan_merge(state: EngineState, frontier_type: str, rng: random.Random) -> MergePlan | None:
     """Pick two non-dominated frontier candidates with a common ancestor, neither an
     ancestor of the other, not tried before, whose merge is new texts."""
-    frontier, _ = compute_frontier(state.candidates, frontier_type)
+    frontier, _ = state.frontier_index(frontier_type).frontier()
     means = {c.id: c.val_mean for c in state.candidates}
     pool = sorted(front_counts(remove_dominated(frontier, means)))
     if len(pool) < 2:

@@ -4,6 +4,10 @@ the child it writes is tested against the parent on that same minibatch; `admit`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from gepa_cli.engine import events as ev
 from gepa_cli.engine.admission import Proposal
 from gepa_cli.engine.budget import Work
@@ -19,15 +23,64 @@ class ProposerGaveUp(Exception):
     """Raised out of an iteration so the loop, not the step, ends the run."""
 
 
-async def reflect(ctx: StepContext) -> Proposal | None:
+@dataclass(frozen=True)
+class ReflectionPlan:
+    """What a reflection decided before any of its work ran: every draw from the RNG
+    and every change to the shared state happens here, so the work itself can run
+    later (or twice) without deciding anything that depends on when it runs."""
+
+    iteration: int
+    parent_id: str
+    minibatch: list[str]
+    components: list[str]
+    # the parent's round-robin position after this selection: the child inherits it
+    next_component: int
+    # numbered when the plan is made, if iterations overlap (else when each call is made)
+    proposal_ids: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "reflection",
+            "iteration": self.iteration,
+            "parent_id": self.parent_id,
+            "minibatch": list(self.minibatch),
+            "components": list(self.components),
+            "next_component": self.next_component,
+            "proposal_ids": None if self.proposal_ids is None else list(self.proposal_ids),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReflectionPlan:
+        ids = data["proposal_ids"]
+        return cls(
+            iteration=int(data["iteration"]),
+            parent_id=str(data["parent_id"]),
+            minibatch=[str(e) for e in data["minibatch"]],
+            components=[str(m) for m in data["components"]],
+            next_component=int(data["next_component"]),
+            proposal_ids=None if ids is None else [str(p) for p in ids],
+        )
+
+
+def plan_reflection(ctx: StepContext, iteration: int, *, number: bool = False) -> ReflectionPlan:
+    state, strategies = ctx.state, ctx.strategies
+    parent = state.by_id(strategies.selector.select(state, ctx.settings.frontier_type, ctx.rng))
+    minibatch = ctx.sampler.next_minibatch(ctx.rng)
+    modules = strategies.components.select(parent, state.target_modules)
+    ids = None
+    if number:
+        first = state.counters.proposals_made + 1
+        state.counters.proposals_made += len(modules)
+        ids = [proposal_id(first + k) for k in range(len(modules))]
+    return ReflectionPlan(iteration, parent.id, minibatch, modules, parent.next_component, ids)
+
+
+async def reflect(ctx: StepContext, plan: ReflectionPlan) -> Proposal | None:
     """The child of this iteration with its minibatch test; None when there is none
     (a perfect parent skipped, every proposal failed, or the texts were seen before)."""
     s, state, counters = ctx.settings, ctx.state, ctx.state.counters
-    iteration = counters.iteration
-    strategies = ctx.strategies
-    parent = state.by_id(strategies.selector.select(state, s.frontier_type, ctx.rng))
-    minibatch = ctx.sampler.next_minibatch(ctx.rng)
-    modules = strategies.components.select(parent, state.target_modules)
+    iteration, minibatch, modules = plan.iteration, plan.minibatch, plan.components
+    parent = state.by_id(plan.parent_id)
     ctx.emitter.emit(
         ev.ITERATION_STARTED,
         {
@@ -59,8 +112,9 @@ async def reflect(ctx: StepContext) -> Proposal | None:
     records = [_record(ctx, e, before[e]) for e in minibatch]
     texts = dict(parent.texts)
     proposal_ids: list[str] = []
-    for module in modules:
-        new_text, pid = await _propose(ctx, parent, module, records, iteration)
+    for index, module in enumerate(modules):
+        pid = None if plan.proposal_ids is None else plan.proposal_ids[index]
+        new_text, pid = await _propose(ctx, parent, module, records, iteration, pid)
         if new_text is not None:
             texts[module] = new_text
             proposal_ids.append(pid)
@@ -92,7 +146,7 @@ async def reflect(ctx: StepContext) -> Proposal | None:
         iteration=iteration,
     )
     child_scores = [after[e].score for e in minibatch]
-    acceptance = strategies.acceptance
+    acceptance = ctx.strategies.acceptance
     return Proposal(
         origin="reflection",
         eval_id=proposal_ids[0],
@@ -100,7 +154,7 @@ async def reflect(ctx: StepContext) -> Proposal | None:
         content_hash=digest,
         parents=[parent.id],
         iteration=iteration,
-        next_component=parent.next_component,
+        next_component=plan.next_component,
         passed=acceptance.accepts(parent_scores, child_scores),
         verdict={
             "iteration": iteration,
@@ -130,13 +184,15 @@ async def _propose(
     module: str,
     records: list[ReflectiveRecord],
     iteration: int,
+    pid: str | None,
 ) -> tuple[str | None, str]:
     """One proposer call; the new text, or None after recording why there is none."""
     counters, ledger = ctx.state.counters, ctx.state.ledger
     ctx.evals.require(Work(proposals=1))
-    counters.proposals_made += 1
+    if pid is None:
+        counters.proposals_made += 1
+        pid = proposal_id(counters.proposals_made)
     counters.proposals_since_improvement += 1
-    pid = proposal_id(counters.proposals_made)
     current = parent.texts[module]
     request = ProposalRequest(
         parent.id, module, current, dict(parent.texts), records, proposal_id=pid

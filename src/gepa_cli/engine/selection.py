@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Protocol
 
-from gepa_cli.engine.frontier import compute_frontier, front_counts, remove_dominated
+from gepa_cli.engine.frontier import front_counts, remove_dominated
 from gepa_cli.engine.registry import register
 from gepa_cli.engine.state import EngineState
 
@@ -28,7 +28,7 @@ def _means(state: EngineState) -> dict[str, float]:
 def _pareto_draw(
     state: EngineState, frontier_type: str, rng: random.Random, allowed: set[str] | None
 ) -> str:
-    frontier, _ = compute_frontier(state.candidates, frontier_type)
+    frontier, _ = state.frontier_index(frontier_type).frontier()
     if allowed is not None:
         frontier = {k: [c for c in ids if c in allowed] for k, ids in frontier.items()}
         frontier = {k: ids for k, ids in frontier.items() if ids}

@@ -15,9 +15,22 @@ from gepa_cli.engine.registry import KINDS, Named, build, choice_name, names
 from gepa_cli.errors import ConfigError
 
 FRONTIER_TYPES = ("instance", "objective", "hybrid")
+PIPELINE_MODES = ("sync_serial", "async_pipelined")
+# What becomes of a child whose parent was superseded while it was in flight: "full"
+# compares it with its own parent on the same minibatch, as the serial loop does.
+STALENESS_POLICIES = ("full",)
+# Settings of overlapping iterations: written into the feed only when they apply.
+PIPELINE_FIELDS = ("pipeline_mode", "max_in_flight_candidates", "staleness_policy")
 # Fields added after run.started's settings were fixed: written only when they differ
 # from the value that keeps the old behaviour, so older feeds stay byte-identical.
-LATER_FIELDS = {"minibatch_schedule": "fixed"}
+LATER_FIELDS = {
+    "minibatch_schedule": "fixed",
+    "heldout_candidates": "best",
+    "max_heldout_candidates": 4,
+}
+# Which candidates the end of a run evaluates on heldout: the seed and the best, or
+# also the frontier's members (strongest first, at most max_heldout_candidates more)
+HELDOUT_CANDIDATES = ("best", "frontier")
 
 # The one rule of what a resumed run may change: how far it may go (budgets, stop
 # rules, how hard to try before giving up) and the estimates its reservations use.
@@ -96,6 +109,12 @@ class EngineSettings:
     merge_subsample_size: int = 5
     skip_perfect_score: bool = True
     perfect_score: float = 1.0
+    heldout_candidates: str = "best"
+    max_heldout_candidates: int = 4
+    # overlapping iterations (pipeline.py)
+    pipeline_mode: str = "sync_serial"
+    max_in_flight_candidates: int = 4
+    staleness_policy: str = "full"
     # stop rules
     stop_after_no_improvement: int | None = None
     stop_at_score: float | None = None
@@ -118,6 +137,13 @@ class EngineSettings:
         if "validation" in values:
             # the config spells it [gepa] validation
             values.setdefault("validation_policy", values.pop("validation"))
+        pipeline = values.pop("pipeline", None)
+        if isinstance(pipeline, Mapping):
+            # the config's [gepa.pipeline] table
+            values.setdefault("pipeline_mode", pipeline.get("mode", "sync_serial"))
+            for key in ("max_in_flight_candidates", "staleness_policy"):
+                if key in pipeline:
+                    values.setdefault(key, pipeline[key])
         return cls(**{key: value for key, value in values.items() if key in names})
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,6 +152,9 @@ class EngineSettings:
             data[field_name] = choice_name(data[field_name])
         for name, default in LATER_FIELDS.items():
             if data[name] == default:
+                del data[name]
+        if self.pipeline_mode == "sync_serial":
+            for name in PIPELINE_FIELDS:
                 del data[name]
         return data
 
@@ -153,6 +182,16 @@ class EngineSettings:
                     f"[gepa] {field_name} must be a name or a strategy with a name",
                     hint=f"use one of {', '.join(allowed)}, or give the object a name",
                 )
+        for name, allowed in (
+            ("pipeline_mode", PIPELINE_MODES),
+            ("staleness_policy", STALENESS_POLICIES),
+            ("heldout_candidates", HELDOUT_CANDIDATES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"[gepa] {name} = {getattr(self, name)!r} is not supported",
+                    hint=f"use one of {', '.join(allowed)}",
+                )
         if self.frontier_type not in FRONTIER_TYPES:
             raise ConfigError(
                 f"[gepa] frontier_type = {self.frontier_type!r} is not supported",
@@ -166,6 +205,7 @@ class EngineSettings:
                 )
         positive = (
             "minibatch_size",
+            "max_in_flight_candidates",
             "top_k",
             "merge_subsample_size",
             "max_consecutive_proposer_failures",
@@ -176,6 +216,8 @@ class EngineSettings:
                 raise ConfigError(f"[gepa] {name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ConfigError(f"[gepa] epsilon must be within [0, 1], got {self.epsilon}")
+        if self.max_heldout_candidates < 0:
+            raise ConfigError("[gepa] max_heldout_candidates must be >= 0")
         if self.max_merge_invocations < 0:
             raise ConfigError("[gepa] max_merge_invocations must be >= 0")
         for limit, per_rollout, per_proposal in RESERVATIONS:

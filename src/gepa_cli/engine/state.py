@@ -189,6 +189,17 @@ class EngineState:
     # the run's one order of validation ids for staged validation (empty under "full"),
     # so every child is raced against its rivals on the same examples
     val_order: list[str] = field(default_factory=list)
+    # derived from the candidates, kept up to date instead of recomputed (never saved)
+    _frontiers: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def frontier_index(self, frontier_type: str) -> Any:
+        """The run's `FrontierIndex` for ``frontier_type``, caught up with the candidates."""
+        from gepa_cli.engine.frontier import FrontierIndex
+
+        index = self._frontiers.get(frontier_type)
+        if index is None:
+            index = self._frontiers[frontier_type] = FrontierIndex(frontier_type)
+        return index.sync(self.candidates)
 
     # --- queries -----------------------------------------------------------------
     def by_id(self, cid: str) -> Candidate:
@@ -230,7 +241,10 @@ class EngineState:
         return candidate_id(len(self.candidates))
 
     # --- serialization -------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, memo: bool = True) -> dict[str, Any]:
+        """Plain JSON data. ``memo=False`` leaves the memo out (null): a caller that
+        keeps every rollout in its own ledger rebuilds it from there on resume, which
+        keeps each checkpoint from growing with the whole run."""
         return {
             "target_modules": list(self.target_modules),
             "train_ids": list(self.train_ids),
@@ -240,7 +254,9 @@ class EngineState:
             "memo": {
                 digest: {eid: entry.to_dict() for eid, entry in sorted(rows.items())}
                 for digest, rows in sorted(self.memo.items())
-            },
+            }
+            if memo
+            else None,
             "inputs": {eid: self.inputs[eid] for eid in sorted(self.inputs)},
             "rejected_hashes": list(self.rejected_hashes),
             "ledger": self.ledger.to_dict(),
@@ -260,7 +276,7 @@ class EngineState:
             candidates=[Candidate.from_dict(c) for c in data["candidates"]],
             memo={
                 str(digest): {str(eid): MemoEntry.from_dict(e) for eid, e in rows.items()}
-                for digest, rows in data["memo"].items()
+                for digest, rows in (data["memo"] or {}).items()
             },
             inputs={str(k): dict(v) for k, v in data["inputs"].items()},
             rejected_hashes=_strings(data["rejected_hashes"]),

@@ -163,3 +163,30 @@ class CheckpointSink(Protocol):
         """Persist a JSON-serializable engine snapshot (called right after the
         ``checkpoint`` event it belongs to was emitted)."""
         ...
+
+
+class RolloutSink(Protocol):
+    def record_rollouts(
+        self,
+        request: EvaluationRequest,
+        results: Sequence[ExampleResult],
+        *,
+        discarded: bool = False,
+    ) -> None:
+        """The rollouts charged to the run, in the engine's logical order: one ledger
+        row each. (A rollout an overlapping iteration fetched ahead of its commit is
+        charged, and reported here, when that iteration commits; ``discarded`` when the
+        commit did not use it.)"""
+        ...
+
+
+class Prefetched(Protocol):
+    def take(self, digest: str, example_ids: Sequence[str]) -> dict[str, ExampleResult]:
+        """The results fetched ahead for these texts on these examples; each is given
+        out once."""
+        ...
+
+    def owes(self, digest: str, example_id: str) -> bool:
+        """Whether this pair was dispatched for the iteration (so it is charged to it
+        even if the memo has it by now)."""
+        ...

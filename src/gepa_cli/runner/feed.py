@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gepa_cli.artifacts import iter_jsonl
-from gepa_cli.artifacts.schema import FrontierDoc
+from gepa_cli.artifacts.schema import FrontierDoc, FrontierMember, FrontierSummary
 from gepa_cli.engine import RunOutcome
 from gepa_cli.errors import ResumeError
 
@@ -89,3 +89,27 @@ class FeedIndex:
             iterations=self.iterations,
             budget=dict(self.budget or {}),
         )
+
+    def frontier_summary(self) -> FrontierSummary | None:
+        """The last frontier's members with their validation, objective and heldout
+        scores (heldout only for those the run evaluated there)."""
+        if self.frontier is None:
+            return None
+        fronts: dict[str, int] = {}
+        for ids in self.frontier.frontier.values():
+            for cid in ids:
+                fronts[cid] = fronts.get(cid, 0) + 1
+        members = []
+        for cid, count in fronts.items():
+            validated = self.validated.get(cid, {})
+            members.append(
+                FrontierMember(
+                    candidate_id=cid,
+                    val_mean=validated.get("val_mean"),
+                    objective_means=dict(validated.get("objective_means") or {}),
+                    heldout_mean=self.heldout_means.get(cid),
+                    fronts=count,
+                )
+            )
+        members.sort(key=lambda m: (-(m.val_mean or 0.0), m.candidate_id))
+        return FrontierSummary(frontier_type=self.frontier.frontier_type, members=members)

@@ -11,6 +11,7 @@ from gepa_cli.artifacts.schema import (
     Budget,
     CacheSettings,
     ErrorInfo,
+    FrontierSummary,
     ListenerError,
     Manifest,
     SeedCandidate,
@@ -38,6 +39,7 @@ def build_manifest(
     budget: dict[str, Any] | None,
     error: GepaCliError | None = None,
     listener_errors: Sequence[ListenerError] = (),
+    frontier: FrontierSummary | None = None,
 ) -> Manifest:
     """``outcome`` is None when the engine never validated the seed (the run failed
     before it started); ``budget`` is the last one the feed reported."""
@@ -77,6 +79,7 @@ def build_manifest(
         spent_usd=spend.live_usd,
         num_candidates=outcome.num_candidates if outcome is not None else None,
         iterations=outcome.iterations if outcome is not None else None,
+        frontier=frontier,
         cache=CacheSettings(
             mode=config.cache.mode, namespace=config.cache.namespace, path=str(config.cache.path)
         ),

@@ -1,15 +1,18 @@
 """Turns the engine's events, rollouts and proposals into the files of a run directory.
 
-The recorder is the engine's `EventSink` and `CheckpointSink`, and wraps the evaluator
-and the proposer so every dispatched rollout and every proposer call gets its ledger
-line. Lines are buffered by the ledgers and made durable together at each checkpoint,
-whose offsets let a resumed run cut away whatever a crash left after it.
+The recorder is the engine's `EventSink`, `RolloutSink` and `CheckpointSink`: every
+rollout the engine charges gets its ledger line, in the engine's logical order, and
+every proposer call its line when its proposal event names it. It also wraps the
+evaluator and the proposer, only to count what went live (a call is spent the moment
+it is made, even if the work it belonged to never commits). Lines are buffered by the
+ledgers and made durable together at each checkpoint, whose offsets let a resumed run
+cut away whatever a crash left after it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gepa_cli.artifacts import EventWriter, Ledgers, RunDirectory
@@ -34,6 +37,7 @@ from gepa_cli.engine import (
     Proposer,
     RunOutcome,
     Usage,
+    content_hash,
 )
 from gepa_cli.errors import ProposerError
 from gepa_cli.runner.feed import FeedIndex
@@ -44,22 +48,25 @@ log = logging.getLogger("gepa_cli.runner")
 
 
 class Spend:
-    """Usage recorded this run, split into what was replayed and what went live."""
+    """Usage recorded this run (what its ledgers hold, by boundary), and the cost of
+    the calls that went live (not cache hits)."""
 
     def __init__(self, saved: SpendDoc | None = None) -> None:
         saved = saved or SpendDoc()
         self.live_usd = saved.spent_usd
         self.by_boundary = {name: totals.model_copy() for name, totals in saved.by_boundary.items()}
 
-    def add(self, boundary: str, usage: Usage, *, live: bool) -> None:
+    def add(self, boundary: str, usage: Usage) -> None:
+        """A call the ledgers record (a rollout charged, a proposer call answered)."""
         entry = self.by_boundary.setdefault(boundary, UsageTotals())
         entry.calls += 1
         entry.prompt_tokens += usage.prompt_tokens
         entry.completion_tokens += usage.completion_tokens
         entry.cost_usd += usage.cost_usd
         entry.cost_known = entry.cost_known and usage.cost_known
-        if live:
-            self.live_usd += usage.cost_usd
+
+    def add_live(self, usage: Usage) -> None:
+        self.live_usd += usage.cost_usd
 
     @property
     def cost_usd(self) -> float:
@@ -89,6 +96,7 @@ class RunRecorder:
         runner_state: Callable[[], RunnerState],
         listeners: tuple[EventListener, ...] = (),
         feed: FeedIndex | None = None,
+        proposer_boundary: str = "proposer.command",
     ) -> None:
         self.run_dir = run_dir
         self.ledgers = ledgers
@@ -98,6 +106,7 @@ class RunRecorder:
         self._listeners = list(listeners)
         self.listener_errors: list[ListenerError] = []
         self.feed = feed or FeedIndex()
+        self.proposer_boundary = proposer_boundary
         # each proposer call's prompt and raw answer, by proposal id, until its
         # proposal.completed or proposal.failed event names it
         self._calls: dict[str, dict[str, Any]] = {}
@@ -154,10 +163,13 @@ class RunRecorder:
         self.ledgers.candidates.append(row.dump())
 
     def _on_proposal_completed(self, data: Mapping[str, Any]) -> None:
+        self.spend.add(self.proposer_boundary, Usage.from_dict(data.get("usage") or {}))
         row = self._proposal_row(data, outcome="pending", new_text=data.get("text"))
         self._proposals[row.proposal_id] = row
 
     def _on_proposal_failed(self, data: Mapping[str, Any]) -> None:
+        if data.get("kind") != "error":  # an answer came back (and was turned down)
+            self.spend.add(self.proposer_boundary, Usage.from_dict(data.get("usage") or {}))
         outcome = f"{data.get('kind')}: {data.get('reason')}"
         self.ledgers.proposals.append(self._proposal_row(data, outcome=outcome).dump())
 
@@ -215,6 +227,36 @@ class RunRecorder:
             self.ledgers.proposals.append(row.dump())
         self._proposals.clear()
 
+    # -- RolloutSink -------------------------------------------------------------------
+    def record_rollouts(
+        self,
+        request: EvaluationRequest,
+        results: Sequence[ExampleResult],
+        *,
+        discarded: bool = False,
+    ) -> None:
+        digest = content_hash(request.texts)
+        for result in results:
+            self.spend.add("container.rollout", result.usage)
+            row = RolloutRow(
+                candidate_id=request.candidate_id,
+                example_id=result.example_id,
+                split=request.split,
+                content_hash=digest,
+                score=result.score,
+                status=result.status,
+                feedback=result.feedback,
+                output=result.output,
+                objectives=dict(result.objectives),
+                usage=UsageRow.model_validate(result.usage.to_dict()),
+                error=result.error,
+                cache_action=result.meta.get("cache_action"),
+                latency_ms=result.meta.get("latency_ms"),
+                attempts=result.meta.get("attempts"),
+                discarded=discarded,
+            )
+            self.ledgers.rollouts.append(row.dump())
+
     # -- CheckpointSink --------------------------------------------------------------
     def save_checkpoint(self, snapshot: Mapping[str, Any]) -> None:
         # candidates reach the disk before a frontier that names them
@@ -242,6 +284,7 @@ class RunRecorder:
         return _RecordingEvaluator(inner, self)
 
     def recording_proposer(self, inner: Proposer, boundary: str) -> Proposer:
+        self.proposer_boundary = boundary
         return _RecordingProposer(inner, self, boundary)
 
 
@@ -251,6 +294,8 @@ def _name(listener: EventListener) -> str:
 
 
 class _RecordingEvaluator:
+    """Counts the cost of rollouts that went live (their rows come through the engine)."""
+
     def __init__(self, inner: Evaluator, recorder: RunRecorder) -> None:
         self.inner = inner
         self.recorder = recorder
@@ -258,24 +303,8 @@ class _RecordingEvaluator:
     async def evaluate(self, request: EvaluationRequest) -> list[ExampleResult]:
         results = await self.inner.evaluate(request)
         for result in results:
-            action = result.meta.get("cache_action")
-            self.recorder.spend.add("container.rollout", result.usage, live=action != "hit")
-            row = RolloutRow(
-                candidate_id=request.candidate_id,
-                example_id=result.example_id,
-                split=request.split,
-                score=result.score,
-                status=result.status,
-                feedback=result.feedback,
-                output=result.output,
-                objectives=dict(result.objectives),
-                usage=UsageRow.model_validate(result.usage.to_dict()),
-                error=result.error,
-                cache_action=action,
-                latency_ms=result.meta.get("latency_ms"),
-                attempts=result.meta.get("attempts"),
-            )
-            self.recorder.ledgers.rollouts.append(row.dump())
+            if result.meta.get("cache_action") != "hit":
+                self.recorder.spend.add_live(result.usage)
         return results
 
 
@@ -293,7 +322,8 @@ class _RecordingProposer:
             calls[request.proposal_id] = {"error": error.one_line()}
             raise
         action = result.meta.get("cache_action")
-        self.recorder.spend.add(self.boundary, result.usage, live=action != "hit")
+        if action != "hit":
+            self.recorder.spend.add_live(result.usage)
         calls[request.proposal_id] = {
             "prompt": result.prompt,
             "raw_output": result.raw_output,

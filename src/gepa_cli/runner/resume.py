@@ -16,11 +16,14 @@ from gepa_cli.artifacts.schema import (
     Manifest,
     Record,
     ResolvedConfigDoc,
+    RolloutRow,
     RunnerState,
     StateChange,
     parse_document,
+    read_rows,
 )
 from gepa_cli.config import GepaConfig, load_config
+from gepa_cli.engine import MemoEntry
 from gepa_cli.engine.settings import RESUMABLE_FIELDS
 from gepa_cli.errors import ResumeError
 
@@ -41,6 +44,7 @@ MAY_CHANGE = (
     "proposer.retries",
     *(f"gepa.{name}" for name in sorted(RESUMABLE_FIELDS)),
     "gepa.rollout_submission_mode",
+    "gepa.pipeline.workers.*",
 )
 
 M = TypeVar("M", bound=Record)
@@ -188,3 +192,33 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
             flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
         return flat
     return {prefix: node}
+
+
+def memo_from_rollouts(path: Path) -> dict[str, dict[str, MemoEntry]]:
+    """The engine's memo as the rollout ledger records it (call it once the ledger is
+    cut back to the checkpoint): per content hash and example, the first charged
+    result, which is the one the engine kept. Rows fetched ahead and never used
+    (``discarded``) were charged but never remembered."""
+    memo: dict[str, dict[str, MemoEntry]] = {}
+    for number, row in read_rows(path, RolloutRow, error=ResumeError):
+        if row.discarded:
+            continue
+        if row.content_hash is None or row.score is None:
+            missing = "content_hash" if row.content_hash is None else "score"
+            raise ResumeError(
+                f"{path} line {number} has no {missing}, but the checkpoint relies on it",
+                hint="the ledger was written by another version, edited, or is an online "
+                "session's; start a new run",
+            )
+        memo.setdefault(row.content_hash, {}).setdefault(
+            row.example_id,
+            MemoEntry(
+                score=row.score,
+                status=row.status,
+                output=row.output,
+                feedback=row.feedback or "",
+                objectives=dict(row.objectives),
+                error=row.error,
+            ),
+        )
+    return memo

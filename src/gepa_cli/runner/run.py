@@ -21,13 +21,13 @@ from gepa_cli.artifacts import (
 from gepa_cli.artifacts.events import utc_now
 from gepa_cli.artifacts.schema import CacheProfileDoc, ResolvedConfigDoc, RunnerState
 from gepa_cli.config import GepaConfig, load_config
-from gepa_cli.engine import EngineResult, EngineSettings, GepaEngine
+from gepa_cli.engine import EngineResult, EngineSettings, GepaEngine, Lanes, MemoEntry
 from gepa_cli.errors import CancelledError, ConfigError, GepaCliError
 from gepa_cli.runner.control import RunControl
 from gepa_cli.runner.feed import FeedIndex
 from gepa_cli.runner.manifest import build_manifest
 from gepa_cli.runner.recorder import EventListener, RunRecorder, Spend
-from gepa_cli.runner.resume import ResumePoint, load_resume_point
+from gepa_cli.runner.resume import ResumePoint, load_resume_point, memo_from_rollouts
 from gepa_cli.runtime.cache import FileResponseCache, make_response_cache, restore_profile
 from gepa_cli.runtime.container import ContainerSession
 from gepa_cli.runtime.proposers import build_proposer
@@ -267,6 +267,7 @@ class GepaRun:
             budget=recorder.last_budget,
             error=error,
             listener_errors=recorder.listener_errors,
+            frontier=recorder.feed.frontier_summary(),
         )
         written = write_manifest(run_dir.root, manifest)
         opened.registry.record(
@@ -287,6 +288,16 @@ class GepaRun:
         cache, recorder, control = opened.cache, opened.recorder, opened.control
         run_dir = opened.run_dir
         settings = EngineSettings.from_mapping(config.gepa.model_dump())
+        workers = config.gepa.pipeline.workers
+        lanes = Lanes(
+            propose=workers.propose or settings.max_in_flight_candidates,
+            evaluate=workers.evaluate,
+        )
+        if workers.rollout is not None:
+            container = config.container.model_copy(
+                update={"max_concurrency": min(config.container.max_concurrency, workers.rollout)}
+            )
+            config = config.model_copy(update={"container": container})
         session = ContainerSession(
             config,
             cache,
@@ -303,6 +314,8 @@ class GepaRun:
                 f"proposer.{config.proposer.backend}",
             )
             if point is not None:
+                state = point.snapshot.get("state") or {}
+                memo = None if state.get("memo") is not None else opened.memo()
                 engine = GepaEngine.restore(
                     point.snapshot,
                     evaluator,
@@ -311,6 +324,9 @@ class GepaRun:
                     control,
                     recorder,
                     settings=settings,
+                    rollouts=recorder,
+                    lanes=lanes,
+                    memo=memo,
                 )
             else:
                 hs = session.handshake
@@ -327,6 +343,10 @@ class GepaRun:
                     seed_texts=hs.seed_texts,
                     target_modules=list(hs.target_modules),
                     rng_seed=config.run.seed,
+                    rollouts=recorder,
+                    lanes=lanes,
+                    # every rollout is in rollouts.jsonl, which resume rebuilds it from
+                    memo_in_checkpoint=False,
                 )
             return await engine.run()
 
@@ -356,6 +376,10 @@ class _OpenRun:
         self.cache = cache
         self.spend = spend
         self.control = control
+
+    def memo(self) -> dict[str, dict[str, MemoEntry]]:
+        # the ledger was cut back to the checkpoint when it was opened
+        return memo_from_rollouts(self.run_dir.rollouts)
 
 
 def _final_state(stopped_by: str | None, error: GepaCliError | None) -> str:

@@ -32,7 +32,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 MAX_BACKOFF_SECONDS = 10.0
 BACKSTOP_FACTOR = 2.0
-POOL_SHARD_SIZE = 16
+POOL_SHARD_SIZE = 4
 SubmissionMode = Literal["sync", "async"]
 
 

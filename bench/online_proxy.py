@@ -211,15 +211,17 @@ def pct(values: list[float], q: int) -> float:
 async def fill_session(work: Path, upstream: str, sid: str, rollouts: int) -> None:
     from gepa_cli.engine.types import Usage
     from gepa_cli.online.manager import SessionManager
+    from gepa_cli.service.queue import RunQueue
     from gepa_cli.service.submit import ServiceSettings
 
     settings = ServiceSettings(
-        db_path=work / "service.sqlite",
+        db=str(work / "service.sqlite"),
         output_dir=work / "runs",
         allowed_roots=(work,),
         data_dir=work / "service-data",
     )
-    manager = SessionManager(settings)
+    queue = RunQueue.open(settings.db)  # the service's database, migrated
+    manager = SessionManager(settings, queue.db)
     session = manager.create(
         {"config_toml": SESSION_TOML.format(sid=sid, upstream=upstream), "base_dir": str(work)}
     )
@@ -244,6 +246,7 @@ async def fill_session(work: Path, upstream: str, sid: str, rollouts: int) -> No
             batch.clear()
     await asyncio.gather(*batch)
     await manager.stop()
+    queue.close()
 
 
 def open_seconds(work: Path, sid: str, *, cold: bool) -> float:

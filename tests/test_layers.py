@@ -37,14 +37,21 @@ ALLOWED: dict[str, set[str]] = {
     "workspace": BASE | {"engine", "artifacts", "config"},
     # a container never depends on the optimizer's internals
     "taskapp": BASE,
+    # the service's HTTP client speaks the API, never the service's internals
+    "client": BASE,
+    # show, diff and the HTML report read run directories, as workspace status does
+    "view": BASE | {"artifacts", "workspace"},
     **{
-        front: BASE | {"engine", "artifacts", "config", "runtime", "runner", "workspace"}
+        front: BASE | {"engine", "artifacts", "config", "runtime", "runner", "workspace", "view"}
         for front in FRONT_ENDS
     },
 }
-# online sessions live inside the run service: they reuse its auth, SQLite and SSE
-# helpers and are mounted into its app, so online may import service, never the reverse
-ALLOWED["online"] = ALLOWED["online"] | {"service"}
+# `gepa-cli remote` is a terminal over the service's client
+ALLOWED["cli"] = ALLOWED["cli"] | {"client"}
+# online sessions live inside the run service: they are mounted into its app as a
+# router and reuse its keys, errors and SSE; their Python client builds on the service
+# client. So online may import service and client, never the reverse.
+ALLOWED["online"] = ALLOWED["online"] | {"service", "client"}
 # The imports of a front end by another: `gepa-cli gepa service` starts the service with
 # the online routes mounted, and `gepa-cli online` talks to them with the online client.
 LAUNCHERS = {

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import openai
 
-from gepa_cli.online.routes import OnlineExtension
+from gepa_cli.online.routes import online_router, proxy_keys
 from gepa_cli.service.app import create_app
+from gepa_cli.service.keys import KeyRing, digest
 from gepa_cli.service.submit import ServiceSettings
 from service.support import free_port
 from support.chat_upstream import ThreadServer
@@ -81,16 +82,16 @@ class OnlineService:
         self.root = root
         (root / "propose.py").write_text(PROPOSER)
         settings = ServiceSettings(
-            db_path=root / "service.sqlite",
+            db=str(root / "service.sqlite"),
             output_dir=root / "runs",
             allowed_roots=(root.resolve(),),
             workers=0,
-            api_key=CONTROL_KEY,
+            keys=KeyRing((("tester", digest(CONTROL_KEY)),)),
             keepalive_seconds=1.0,
             data_dir=root / "service-data",
         )
-        self.extension = OnlineExtension(settings, PROXY_KEY)
-        app = create_app(settings, start_workers=False, extensions=[self.extension])
+        proxy = proxy_keys("GEPA_TEST_PROXY_KEY", settings.keys, {"GEPA_TEST_PROXY_KEY": PROXY_KEY})
+        app = create_app(settings, start_workers=False, routers=[online_router(settings, proxy)])
         self.server = ThreadServer(app, free_port())
         self.url = self.server.url
 

@@ -1,14 +1,17 @@
-"""The sessions a service holds: created from configs, registered in the service's SQLite
-database, opened again from their run directories when the service starts."""
+"""The sessions a service holds: created from configs, registered in the service's
+database (the queue's: SQLite or PostgreSQL, table ``online_sessions``), opened again
+from their run directories when the service starts.
+
+A session is held by one service process at a time (its run directory's lock). With
+several service processes on one PostgreSQL database, each opens the sessions no other
+live process holds; one held elsewhere is listed as unavailable, with its holder.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
-import sqlite3
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,19 +21,11 @@ from gepa_cli.errors import GepaCliError
 from gepa_cli.online.config import OnlineConfig, load_online_config, online_config_from_toml
 from gepa_cli.online.errors import LifecycleConflictError, UnknownSessionError
 from gepa_cli.online.session import Session
+from gepa_cli.service.db import Database
 from gepa_cli.service.errors import BadRequestError
 from gepa_cli.service.submit import ServiceSettings, confine
 
 log = logging.getLogger("gepa_cli.online")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS online_sessions (
-    session_id  TEXT PRIMARY KEY,
-    run_dir     TEXT NOT NULL,
-    config_path TEXT,
-    created_at  TEXT NOT NULL
-);
-"""
 
 
 def new_session_id() -> str:
@@ -39,24 +34,11 @@ def new_session_id() -> str:
 
 
 class SessionManager:
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, database: Database) -> None:
         self.settings = settings
+        self.database = database  # migrated by the queue that opened it
         self.sessions: dict[str, Session] = {}
         self.unavailable: dict[str, str] = {}  # session id -> why it could not be opened
-        with self._connect() as db:
-            db.executescript(SCHEMA)
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # the service's database, with the queue's settings (WAL, a generous busy timeout)
-        self.settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.settings.db_path, timeout=30.0, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=30000")
-        try:
-            yield db
-        finally:
-            db.close()
 
     def index_path(self, session_id: str) -> Path:
         return self.settings.data_dir / "online" / f"{session_id}.index.sqlite"
@@ -64,11 +46,10 @@ class SessionManager:
     # -- lifetime ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT session_id, run_dir FROM online_sessions ORDER BY created_at"
-            ).fetchall()
-        for session_id, run_dir in rows:
+        with self.database.read() as tx:
+            rows = tx.all("SELECT session_id, run_dir FROM online_sessions ORDER BY created_at")
+        for row in rows:
+            session_id, run_dir = str(row["session_id"]), str(row["run_dir"])
             try:
                 session = await asyncio.to_thread(
                     Session.open, Path(run_dir), self.index_path(session_id)
@@ -98,7 +79,7 @@ class SessionManager:
         base_dir = confine(str(body.get("base_dir") or roots[0]), roots, "base_dir")
         return online_config_from_toml(str(config_toml), base_dir=base_dir), base_dir, None
 
-    def create(self, body: dict[str, Any]) -> Session:
+    def create(self, body: dict[str, Any], client: str | None = None) -> Session:
         config, base_dir, config_path = self.load_config(body)
         for label, value in (
             ("cache.path", config.cache.path),
@@ -112,14 +93,30 @@ class SessionManager:
                 f"session {session_id!r} already exists", hint="pick another [run] run_id"
             )
         root = (self.settings.output_dir / session_id).resolve()
+        with self.database.read() as tx:
+            taken = tx.one("SELECT run_dir FROM online_sessions WHERE session_id = ?", session_id)
+        if taken is not None:
+            raise LifecycleConflictError(
+                f"session {session_id!r} already exists (in {taken['run_dir']})",
+                hint="pick another [run] run_id",
+            )
         session = Session.create(
-            config, root, self.index_path(session_id), config_path=config_path, base_dir=base_dir
+            config,
+            root,
+            self.index_path(session_id),
+            config_path=config_path,
+            base_dir=base_dir,
+            client=client,
         )
-        with self._connect() as db:
-            db.execute(
-                "INSERT INTO online_sessions (session_id, run_dir, config_path, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                (session_id, str(root), config_path, utc_now()),
+        with self.database.write(serialized=False) as tx:
+            tx.run(
+                "INSERT INTO online_sessions (session_id, run_dir, config_path, client, "
+                "created_at) VALUES (?, ?, ?, ?, ?)",
+                session_id,
+                str(root),
+                config_path,
+                client,
+                utc_now(),
             )
         self.sessions[session_id] = session
         session.start()

@@ -123,6 +123,7 @@ class Session:
         *,
         config_path: str | None = None,
         base_dir: Path,
+        client: str | None = None,
     ) -> Session:
         if root.exists() and any(root.iterdir()):
             raise LifecycleConflictError(
@@ -145,6 +146,7 @@ class Session:
             {
                 "session_id": session.session_id,
                 "created_at": utc_now(),
+                "created_by": client,
                 "target_modules": config.target_modules,
                 "injection": config.online.injection,
                 "system_module": config.system_module
@@ -542,6 +544,7 @@ class Session:
             **fold.summary(),
             "run_dir": str(self.root),
             "created_at": (fold.created or {}).get("created_at"),
+            "created_by": (fold.created or {}).get("created_by"),
             "target_modules": self.config.target_modules,
             "injection": self.config.online.injection,
             "upstream_model": self.config.upstream.model,

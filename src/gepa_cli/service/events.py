@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import orjson
+from starlette.responses import StreamingResponse
 
 from gepa_cli.artifacts.schema import EventLine
+from gepa_cli.service.errors import BadRequestError
 
 FINAL_STATUSES = ("succeeded", "failed", "cancelled", "paused")
 
@@ -56,12 +58,16 @@ async def stream_events(
     after: int = -1,
     poll_seconds: float = 0.1,
     keepalive_seconds: float = 15.0,
+    closing: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[bytes]:
-    """Every event with seq > ``after``, in order, until the run is over and drained."""
+    """Every event with seq > ``after``, in order, until the run is over and drained.
+
+    When the service shuts down (``closing``) the stream just ends, without an ``end``
+    event: the client reconnects (to another process) with its Last-Event-ID."""
     tail = FeedTail(events_path)
     last_sent, last_write = after, time.monotonic()
     yield b"retry: 1000\n\n"
-    while True:
+    while not closing():
         # the status is read before the file, so a run that ends in between is drained
         status = await status_of()
         sent_any = False
@@ -83,3 +89,29 @@ async def stream_events(
             last_write = time.monotonic()
             yield b": keepalive\n\n"
         await asyncio.sleep(poll_seconds)
+
+
+def event_stream_response(
+    events_path: Path,
+    status_of: Callable[[], Awaitable[str]],
+    last_event_id: str | None,
+    *,
+    keepalive_seconds: float,
+    closing: Callable[[], bool],
+) -> StreamingResponse:
+    """The SSE answer of an events route: resumed after ``Last-Event-ID`` when given."""
+    try:
+        after = int(last_event_id) if last_event_id not in (None, "") else -1
+    except ValueError:
+        raise BadRequestError(f"Last-Event-ID {last_event_id!r} is not a seq") from None
+    return StreamingResponse(
+        stream_events(
+            events_path,
+            status_of,
+            after=after,
+            keepalive_seconds=keepalive_seconds,
+            closing=closing,
+        ),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,16 +1,21 @@
 """How `events replay` reads an online session's feed: the timeline lines of its events.
 
 The state itself is folded by `SessionFold` (session_fold.py), the same fold a live
-session and a restarted service use; these handlers only say what happened, one line
-per event, for the timeline.
+session and a restarted service use; these handlers say what happened, one line per
+event, for the timeline, and fill in the facts the report plots from any feed: rollouts
+spent (one per served call) and the decision that settled each challenger (the look of
+the comparison that promoted or retired it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gepa_cli.artifacts.timeline import num
+
+if TYPE_CHECKING:
+    from gepa_cli.artifacts.replay import Replay
 
 
 def _evidence(data: Mapping[str, Any]) -> str:
@@ -22,6 +27,8 @@ def _evidence(data: Mapping[str, Any]) -> str:
 
 class SessionTimeline:
     """Mixed into the replay folder: one timeline line per online event (or None)."""
+
+    replay: Replay
 
     def _session_created(self, data: Mapping[str, Any]) -> str:
         modules = ", ".join(map(str, data.get("target_modules", [])))
@@ -48,7 +55,8 @@ class SessionTimeline:
         return f"session opened again after a restart (epoch {data.get('epoch')})"
 
     def _rollout_served(self, data: Mapping[str, Any]) -> None:
-        return None  # one per call: counted in the summary, not worth a line each
+        # one per call: counted, not worth a line each
+        self.replay.rollouts_spent += 1
 
     def _reward_recorded(self, data: Mapping[str, Any]) -> None:
         return None
@@ -63,10 +71,31 @@ class SessionTimeline:
     def _candidate_compared(self, data: Mapping[str, Any]) -> str | None:
         if data.get("decision") == "continue":
             return None
-        return (
-            f"{data.get('candidate_id')} look {data.get('look')}: {_evidence(data)}, "
+        verdict = (
+            f"look {data.get('look')}: {_evidence(data)}, "
             f"interval [{num(data.get('lower'))}, {num(data.get('upper'))}] -> "
             f"{data.get('decision')}"
+        )
+        self._settled(data, verdict)
+        return f"{data.get('candidate_id')} {verdict}"
+
+    def _settled(self, data: Mapping[str, Any], verdict: str) -> None:
+        from gepa_cli.artifacts.replay import Decision  # replay imports this module
+
+        replay = self.replay
+        candidate = replay.candidate(data.get("candidate_id"))
+        if candidate is None:
+            return
+        replay.decisions.append(
+            Decision(
+                seq=replay.events - 1,
+                type="candidate.compared",
+                iteration=None,
+                ids=[candidate.proposal_id] if candidate.proposal_id else [],
+                parent_ids=list(candidate.parents),
+                candidate_id=candidate.id,
+                verdict=verdict,
+            )
         )
 
     def _candidate_promoted(self, data: Mapping[str, Any]) -> str:

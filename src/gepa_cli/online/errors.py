@@ -18,6 +18,14 @@ class UnknownSessionError(NotFoundError):
     error_code = "unknown_session"
 
 
+class SessionUnavailableError(ServiceError):
+    """The session exists but this process cannot serve it (held by another process, or
+    its run directory cannot be read)."""
+
+    error_code = "session_unavailable"
+    http_status = 503
+
+
 class UnknownRolloutError(NotFoundError):
     error_code = "unknown_rollout"
 

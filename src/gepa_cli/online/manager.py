@@ -19,7 +19,11 @@ from typing import Any
 from gepa_cli.artifacts.events import utc_now
 from gepa_cli.errors import GepaCliError
 from gepa_cli.online.config import OnlineConfig, load_online_config, online_config_from_toml
-from gepa_cli.online.errors import LifecycleConflictError, UnknownSessionError
+from gepa_cli.online.errors import (
+    LifecycleConflictError,
+    SessionUnavailableError,
+    UnknownSessionError,
+)
 from gepa_cli.online.session import Session
 from gepa_cli.service.db import Database
 from gepa_cli.service.errors import BadRequestError
@@ -126,8 +130,11 @@ class SessionManager:
         session = self.sessions.get(session_id)
         if session is None:
             if session_id in self.unavailable:
-                raise UnknownSessionError(
-                    f"session {session_id} cannot be opened: {self.unavailable[session_id]}"
+                raise SessionUnavailableError(
+                    f"session {session_id} is not served by this process: "
+                    f"{self.unavailable[session_id]}",
+                    hint="send its calls to the service process that holds it, or restart "
+                    "this one once that process is gone",
                 )
             raise UnknownSessionError(
                 f"no online session {session_id!r}", hint="list them with GET /online/sessions"

@@ -29,7 +29,7 @@ from gepa_cli.online.manager import SessionManager
 from gepa_cli.online.proxy import chat_completions, openai_error
 from gepa_cli.service.app import OWN_KEYS, error_response, presented_key
 from gepa_cli.service.context import ServiceContext, client_of, service_context
-from gepa_cli.service.errors import UnauthorizedError
+from gepa_cli.service.errors import ServiceError, UnauthorizedError
 from gepa_cli.service.events import event_stream_response
 from gepa_cli.service.keys import KeyRing, digest
 from gepa_cli.service.submit import ServiceSettings
@@ -289,13 +289,11 @@ def online_router(settings: ServiceSettings, proxy: KeyRing) -> APIRouter:
         refusal = keys.refusal(request, control_too=False)
         if refusal is not None:
             return openai_error(401, refusal, code="invalid_api_key", kind="authentication_error")
-        session = manager.sessions.get(session_id)
-        if session is None:
+        try:
+            session = manager.get(session_id)
+        except ServiceError as exc:
             return openai_error(
-                404,
-                f"no online session {session_id!r}",
-                code="unknown_session",
-                kind="invalid_request_error",
+                exc.http_status, exc.one_line(), code=exc.error_code, kind="invalid_request_error"
             )
         try:
             return await chat_completions(session, request)

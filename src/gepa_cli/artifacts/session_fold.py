@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from gepa_cli.artifacts import layout
+
 SESSION_CREATED = "session.created"
 SESSION_PAUSED = "session.paused"
 SESSION_RESUMED = "session.resumed"
@@ -68,6 +70,15 @@ TERMINAL = (COMPLETED, CANCELLED, FAILED)
 STATES = (ACTIVE, PAUSED, *TERMINAL)
 # the split of an online rollout in rollouts.jsonl and in the budget's rollout counts
 ONLINE_SPLIT = "online"
+# which events account for the rows of each ledger of a session: a row is written just
+# before its event (the commit record), so a ledger holds exactly these events' rows,
+# plus at most the row of an event still being written (or cut by a crash)
+ROWS_OF = {
+    layout.ROLLOUTS: (ROLLOUT_SERVED,),
+    layout.REWARDS: (REWARD_RECORDED,),
+    layout.PROPOSALS: (PROPOSAL_COMPLETED, PROPOSAL_FAILED),
+    layout.CANDIDATES: (CANDIDATE_VALIDATED,),
+}
 
 
 class FoldError(ValueError):

@@ -203,8 +203,10 @@ class Learner:
             "best_candidate_id": best.id,
             "best_val_mean": best.val_mean,
         }
-        self.session.emit(FRONTIER_UPDATED, data)
+        # the file before its event, as a ledger row before its event: a crash between
+        # the two leaves a file the feed does not account for, which a restart rewrites
         write_json_atomic(self.session.root / layout.FRONTIER, data)
+        self.session.emit(FRONTIER_UPDATED, data)
 
     # -- reflection -------------------------------------------------------------------
 

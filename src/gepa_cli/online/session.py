@@ -191,6 +191,10 @@ class Session:
             ) from None
         session = cls(config, root, index_path)
         session.lock.acquire()
+        # the manifest of the last holder's stop describes the session as it was then;
+        # from the first call on it would disagree with the feed, so it goes until this
+        # holder lets go (workspace status tells a held session by its live lock)
+        (root / layout.MANIFEST).unlink(missing_ok=True)
         session._fold_feed(session.index.open())
         session.log.open(session.counts)
         session.index.catch_up()
@@ -200,8 +204,11 @@ class Session:
             SESSION_RESTORED, {"epoch": session.epoch, "events": sum(session.counts.values())}
         )
         session.next_serial = session.fold.serial + 1
+        # frontier.json as the feed has it (a crash may have written one it never recorded)
         if session.fold.frontier is not None:
             write_json_atomic(root / layout.FRONTIER, session.fold.frontier)
+        else:
+            (root / layout.FRONTIER).unlink(missing_ok=True)
         session.log.fsync_now()
         return session
 

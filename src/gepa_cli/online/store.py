@@ -24,22 +24,8 @@ from gepa_cli.artifacts import layout
 from gepa_cli.artifacts.events import utc_now
 from gepa_cli.artifacts.ledger import dumps_line
 from gepa_cli.artifacts.schema import EventLine, Record
-from gepa_cli.artifacts.session_fold import (
-    CANDIDATE_VALIDATED,
-    PROPOSAL_COMPLETED,
-    PROPOSAL_FAILED,
-    REWARD_RECORDED,
-    ROLLOUT_SERVED,
-)
+from gepa_cli.artifacts.session_fold import ROWS_OF
 from gepa_cli.online.errors import SessionStateError
-
-# which events account for the rows of each ledger
-ROWS_OF = {
-    layout.ROLLOUTS: (ROLLOUT_SERVED,),
-    layout.REWARDS: (REWARD_RECORDED,),
-    layout.PROPOSALS: (PROPOSAL_COMPLETED, PROPOSAL_FAILED),
-    layout.CANDIDATES: (CANDIDATE_VALIDATED,),
-}
 
 
 class AppendFile:

@@ -13,14 +13,19 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gepa_cli.online.inject import BadChatBody, answer_of, check_body, check_placeholders, inject
 from gepa_cli.online.session import Route, Session
-from gepa_cli.online.upstream import StreamTally, UpstreamFailure, error_body
+from gepa_cli.online.upstream import (
+    Reply,
+    StreamBroken,
+    StreamTally,
+    UpstreamFailure,
+    error_body,
+)
 
 ROLLOUT_HEADER = "x-gepa-rollout-id"
 CANDIDATE_HEADER = "x-gepa-candidate-id"
@@ -126,29 +131,21 @@ async def _stream(
         )
 
     try:
-        response, error_reply = await session.upstream.open_stream(body)
+        opened = await session.upstream.open_stream(body)
     except UpstreamFailure as failure:
-        record("failed", None, failure.reply.status, failure.reply.error)
+        opened = failure.reply
+    if isinstance(opened, Reply):
+        record("failed", None, opened.status, opened.error)
         return Response(
-            failure.reply.body,
-            status_code=failure.reply.status,
-            media_type="application/json",
-            headers=headers,
+            opened.body, status_code=opened.status, media_type="application/json", headers=headers
         )
-    if error_reply is not None:
-        record("failed", None, error_reply.status, error_reply.error)
-        return Response(
-            error_reply.body,
-            status_code=error_reply.status,
-            media_type="application/json",
-            headers=headers,
-        )
+    upstream = opened
 
     async def relay() -> AsyncIterator[bytes]:
         tally = StreamTally(caller_wants_usage)
         recorded = False
         try:
-            async for line in response.aiter_lines():
+            async for line in upstream.lines():
                 if not tally.relay(line):
                     continue
                 if tally.done and not recorded:
@@ -159,14 +156,14 @@ async def _stream(
             if not recorded:
                 record("completed", tally, None, None)
                 recorded = True
-        except httpx.HTTPError as exc:
+        except StreamBroken as exc:
             if not recorded:
-                record("failed", tally, 502, f"stream broke: {type(exc).__name__}")
+                record("failed", tally, 502, f"stream broke: {exc}")
                 recorded = True
         finally:
             if not recorded:
                 # the caller went away mid-stream: the answer never arrived whole
                 record("aborted", tally, None, "the caller disconnected mid-stream")
-            await response.aclose()
+            await upstream.close()
 
     return StreamingResponse(relay(), media_type="text/event-stream", headers=headers)

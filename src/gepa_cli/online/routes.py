@@ -39,8 +39,9 @@ log = logging.getLogger("gepa_cli.online")
 Context = Annotated[ServiceContext, Depends(service_context)]
 
 
-def session_manager(request: Request) -> SessionManager:
-    """The sessions of the service (its lifespan opened them)."""
+async def session_manager(request: Request) -> SessionManager:
+    """The sessions of the service (its lifespan opened them). async: FastAPI runs a
+    plain function dependency in a worker thread, a cost on every proxied call."""
     manager: SessionManager = request.app.state.online
     return manager
 
@@ -127,7 +128,7 @@ class TrafficKeys:
         """Why a traffic request is refused (None: it may go on)."""
         if not self.proxy.enabled and not self.control.enabled:
             return None  # a service without keys (local use)
-        presented = presented_key(request)
+        presented = presented_key(request.headers)
         if self.proxy.identify(presented) is not None:
             return None
         if control_too and self.control.identify(presented) is not None:
@@ -144,8 +145,6 @@ def online_router(settings: ServiceSettings, proxy: KeyRing) -> APIRouter:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # a line per proxied call would cost more than the call's own bookkeeping
-        logging.getLogger("httpx").setLevel(logging.WARNING)
         context: ServiceContext = app.state.service
         manager = SessionManager(settings, context.queue.db)
         await manager.start()

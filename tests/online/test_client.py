@@ -10,8 +10,8 @@ import time
 import orjson
 import pytest
 
+from gepa_cli.client import ServiceRefusedError
 from gepa_cli.online import OnlineClient
-from gepa_cli.online.errors import OnlineClientError
 from online.support import CONTROL_KEY, OnlineService, chat, session_toml
 from support.chat_upstream import ThreadServer
 from support.cli import run_cli
@@ -59,13 +59,15 @@ def test_client_controls_a_session(service: OnlineService, upstream: ThreadServe
         assert "reflection.started" in kinds and "proposal.completed" in kinds
         followed = list(itertools.islice(client.follow("cli", after=2), 4))
         assert [e["seq"] for e in followed] == [3, 4, 5, 6]
-        with pytest.raises(OnlineClientError, match="409 session_conflict"):
+        with pytest.raises(ServiceRefusedError, match=": 409 ") as conflict:
             client.resume("cli")
-        with pytest.raises(OnlineClientError, match="404 unknown_rollout"):
+        assert conflict.value.code == "session_conflict"
+        with pytest.raises(ServiceRefusedError, match=": 404 ") as unknown:
             client.reward("cli", "r9-0000001", 1.0)
+        assert unknown.value.code == "unknown_rollout"
     with (
         OnlineClient(service.url, api_key="wrong") as bad,
-        pytest.raises(OnlineClientError, match="401"),
+        pytest.raises(ServiceRefusedError, match=": 401 "),
     ):
         bad.get("cli")
 
@@ -93,7 +95,8 @@ def test_cli_online_commands(
     cancelled = run_cli("online", "cancel", "shell", *common, "--json")
     assert orjson.loads(cancelled.stdout)["state"] == "cancelled"
     again = run_cli("online", "cancel", "shell", *common)
-    assert again.exit_code == 1 and "session_conflict" in again.stderr
+    # refused as every service request is (exit 2), with the server's one-line reason
+    assert again.exit_code == 2 and ": 409 " in again.stderr and "cancelled" in again.stderr
     prompt = run_cli("online", "prompt", "shell", *common)
     assert "You are a helpful assistant." in prompt.stdout
     events = run_cli("online", "events", "shell", *common)

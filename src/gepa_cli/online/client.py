@@ -1,4 +1,4 @@
-"""A small client for the online control API, over httpx.
+"""A small client for the online control API, over the service client's HTTP stack.
 
 ```python
 from gepa_cli.online import OnlineClient
@@ -11,8 +11,10 @@ with OnlineClient("http://127.0.0.1:8879", api_key=os.environ["GEPA_SERVICE_KEY"
         print(event["type"])
 ```
 
-Every error answer becomes an `OnlineClientError` with the server's one-line message
-(its ``error_code`` and HTTP status in ``details``).
+Requests, keys (``api_key`` or ``GEPA_CLI_SERVICE_KEY``), errors and event streams are
+`gepa_cli.client.ServiceClient`'s: an error answer is a `ServiceRefusedError` (4xx) or
+`ServiceFailedError` (5xx) with the server's error ``code`` and one-line message, no
+answer at all a `ServiceUnreachableError`.
 """
 
 from __future__ import annotations
@@ -21,22 +23,22 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
-from gepa_cli.online.errors import OnlineClientError
+from gepa_cli.client import ServiceClient
+
+PREFIX = "/online/sessions"
 
 
 class OnlineClient:
     def __init__(
         self, base_url: str, *, api_key: str | None = None, timeout_seconds: float = 30.0
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_seconds)
+        self.service = ServiceClient(base_url, api_key, timeout=timeout_seconds)
+        self.base_url = self.service.url
 
     def close(self) -> None:
-        self.http.close()
+        self.service.close()
 
     def __enter__(self) -> OnlineClient:
         return self
@@ -46,19 +48,10 @@ class OnlineClient:
 
     def proxy_base_url(self, session_id: str) -> str:
         """The ``base_url`` to give an OpenAI client so its calls go through the session."""
-        return f"{self.base_url}/online/sessions/{session_id}/v1"
+        return f"{self.base_url}{PREFIX}/{session_id}/v1"
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise OnlineClientError(
-                f"cannot reach the service at {self.base_url}: {type(exc).__name__}: {exc}",
-                hint="start it with `gepa-cli gepa service` or check --url",
-            ) from None
-        if response.status_code >= 400:
-            raise _error(response)
-        return response.json()
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self.service._json(method, f"{PREFIX}{path}", **kwargs)
 
     # -- control ------------------------------------------------------------------------
 
@@ -76,33 +69,26 @@ class OnlineClient:
             body["config_toml"] = config_toml
         if base_dir is not None:
             body["base_dir"] = str(base_dir)
-        result: dict[str, Any] = self._call("POST", "/online/sessions", json=body)
-        return result
+        return self._call("POST", "", json=body)
 
     def sessions(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/online/sessions")["sessions"])
+        return list(self._call("GET", "")["sessions"])
 
     def get(self, session_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", f"/online/sessions/{session_id}")
-        return result
+        return self._call("GET", f"/{session_id}")
 
     def state(self, session_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", f"/online/sessions/{session_id}/state")
-        return result
+        return self._call("GET", f"/{session_id}/state")
 
     def prompt(self, session_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", f"/online/sessions/{session_id}/prompt")
-        return result
+        return self._call("GET", f"/{session_id}/prompt")
 
     def candidates(self, session_id: str) -> list[dict[str, Any]]:
-        return list(self._call("GET", f"/online/sessions/{session_id}/candidates")["candidates"])
+        return list(self._call("GET", f"/{session_id}/candidates")["candidates"])
 
     def _control(self, session_id: str, action: str, **body: Any) -> dict[str, Any]:
         payload = {k: v for k, v in body.items() if v is not None}
-        result: dict[str, Any] = self._call(
-            "POST", f"/online/sessions/{session_id}/{action}", json=payload or None
-        )
-        return result
+        return self._call("POST", f"/{session_id}/{action}", json=payload or None)
 
     def pause(self, session_id: str, reason: str | None = None) -> dict[str, Any]:
         return self._control(session_id, "pause", reason=reason)
@@ -129,66 +115,26 @@ class OnlineClient:
             body["feedback"] = feedback
         if objectives:
             body["objectives"] = dict(objectives)
-        result: dict[str, Any] = self._call(
+        return self._call(
             "POST",
-            f"/online/sessions/{session_id}/rewards",
+            f"/{session_id}/rewards",
             content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
             headers={"Content-Type": "application/json"},
         )
-        return result
 
     # -- events -------------------------------------------------------------------------
 
     def events(
         self, session_id: str, *, after: int = -1, limit: int = 1000
     ) -> list[dict[str, Any]]:
-        result = self._call(
-            "GET", f"/online/sessions/{session_id}/events", params={"after": after, "limit": limit}
-        )
+        result = self._call("GET", f"/{session_id}/events", params={"after": after, "limit": limit})
         return list(result["events"])
 
-    def follow(self, session_id: str, *, after: int = -1) -> Iterator[dict[str, Any]]:
-        """Events as they happen (server-sent events), from seq ``after + 1``; reconnects
-        resume where the last event seen left off."""
-        last = after
-        while True:
-            headers = {"Last-Event-ID": str(last)} if last >= 0 else {}
-            try:
-                with self.http.stream(
-                    "GET",
-                    f"/online/sessions/{session_id}/events/stream",
-                    headers=headers,
-                    timeout=httpx.Timeout(30.0, read=None),
-                ) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        raise _error(response)
-                    for line in response.iter_lines():
-                        if line.startswith("data: "):
-                            event = orjson.loads(line[6:])
-                            last = int(event["seq"])
-                            yield event
-                        elif line.startswith("event: end"):
-                            return
-            except httpx.TransportError as exc:
-                raise OnlineClientError(
-                    f"the event stream of {session_id} broke: {type(exc).__name__}",
-                    hint=f"follow again with after={last}",
-                ) from None
-
-
-def _error(response: httpx.Response) -> OnlineClientError:
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict):
-        code, message = str(error.get("code")), str(error.get("message"))
-    else:
-        code, message = "http_error", response.text.strip()[:300] or response.reason_phrase
-    return OnlineClientError(
-        f"HTTP {response.status_code} {code}: {message}",
-        status=response.status_code,
-        code=code,
-    )
+    def follow(
+        self, session_id: str, *, after: int = -1, reconnects: int = 5
+    ) -> Iterator[dict[str, Any]]:
+        """Events as they happen (server-sent events), from seq ``after + 1``; a dropped
+        connection is reopened where the last event seen left off."""
+        return self.service.follow(
+            f"{PREFIX}/{session_id}/events/stream", after=after, reconnects=reconnects
+        )

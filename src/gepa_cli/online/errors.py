@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from gepa_cli.errors import GepaCliError
 from gepa_cli.service.errors import ConflictError, NotFoundError, ServiceError
 
 
@@ -46,10 +45,3 @@ class InvalidRewardError(ServiceError):
     error_code = "invalid_reward"
     exit_code = 2
     http_status = 422
-
-
-class OnlineClientError(GepaCliError):
-    """The control API answered with an error, or could not be reached."""
-
-    error_code = "online_client_error"
-    exit_code = 1

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +55,16 @@ class UpstreamFailure(Exception):
         self.reply = reply
 
 
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (HTTPS_PROXY, NO_PROXY, ...), as httpx
+    would use it; looked up once, where aiohttp's ``trust_env`` would look it up (and
+    .netrc) in a worker thread on every call."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 class UpstreamStream:
     """A streamed answer being read: its lines (without their line ends, blank lines
     kept: they end SSE events), then `close`. A broken connection or a read timeout
@@ -85,6 +97,7 @@ class Upstream:
             total=None, connect=config.timeout_seconds, sock_read=config.timeout_seconds
         )
         self._client: aiohttp.ClientSession | None = None
+        self.proxy = env_proxy(self.endpoint)
         self._prices: dict[str, Price | None] = {}
 
     @property
@@ -100,7 +113,6 @@ class Upstream:
                 # idle connections are dropped before a server's usual 5 s keep-alive
                 # ends, so a pooled connection is rarely one the server is closing
                 connector=aiohttp.TCPConnector(limit=512, keepalive_timeout=2.0),
-                trust_env=True,  # HTTPS_PROXY and friends, as httpx honours them
             )
         return self._client
 
@@ -177,9 +189,13 @@ class Upstream:
         data = orjson.dumps(body)
         try:
             try:
-                response = await self.client.post(self.endpoint, data=data, headers=headers)
+                response = await self.client.post(
+                    self.endpoint, data=data, headers=headers, proxy=self.proxy
+                )
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                response = await self.client.post(self.endpoint, data=data, headers=headers)
+                response = await self.client.post(
+                    self.endpoint, data=data, headers=headers, proxy=self.proxy
+                )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise self._transport_failure(exc) from None
         return response, key

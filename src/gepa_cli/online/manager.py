@@ -26,8 +26,7 @@ from gepa_cli.online.errors import (
 )
 from gepa_cli.online.session import Session
 from gepa_cli.service.db import Database
-from gepa_cli.service.errors import BadRequestError
-from gepa_cli.service.submit import ServiceSettings, confine
+from gepa_cli.service.submit import ServiceSettings, config_source, confine_files
 
 log = logging.getLogger("gepa_cli.online")
 
@@ -74,23 +73,16 @@ class SessionManager:
 
     def load_config(self, body: dict[str, Any]) -> tuple[OnlineConfig, Path, str | None]:
         roots = self.settings.allowed_roots
-        config_path, config_toml = body.get("config_path"), body.get("config_toml")
-        if (config_path is None) == (config_toml is None):
-            raise BadRequestError("give exactly one of 'config_path' and 'config_toml'")
-        if config_path is not None:
-            path = confine(str(config_path), roots, "config_path")
-            return load_online_config(path), path.parent, str(path)
-        base_dir = confine(str(body.get("base_dir") or roots[0]), roots, "base_dir")
-        return online_config_from_toml(str(config_toml), base_dir=base_dir), base_dir, None
+        path, base_dir = config_source(body, roots)
+        if path is not None:
+            config = load_online_config(path)
+        else:
+            config = online_config_from_toml(str(body["config_toml"]), base_dir=base_dir)
+        confine_files(config, roots)
+        return config, base_dir, None if path is None else str(path)
 
     def create(self, body: dict[str, Any], client: str | None = None) -> Session:
         config, base_dir, config_path = self.load_config(body)
-        for label, value in (
-            ("cache.path", config.cache.path),
-            ("proposer.prompt_template", config.proposer.prompt_template),
-        ):
-            if value is not None:
-                confine(value, self.settings.allowed_roots, label)
         session_id = config.run.run_id or new_session_id()
         if session_id in self.sessions or session_id in self.unavailable:
             raise LifecycleConflictError(

@@ -32,6 +32,7 @@ from gepa_cli.service.context import ServiceContext, client_of, service_context
 from gepa_cli.service.errors import ServiceError, UnauthorizedError
 from gepa_cli.service.events import event_stream_response
 from gepa_cli.service.keys import KeyRing, digest
+from gepa_cli.service.routes.runs import ConfigSubmission
 from gepa_cli.service.submit import ServiceSettings
 
 PREFIX = "/online/sessions"
@@ -73,12 +74,6 @@ CHAT_BODY_SCHEMA = {
         "stream_options": {"type": "object"},
     },
 }
-
-
-class SessionSubmission(BaseModel):
-    config_path: str | None = Field(None, description="A session config under an allowed root.")
-    config_toml: str | None = Field(None, description="The session config itself, as TOML.")
-    base_dir: str | None = Field(None, description="Where config_toml's relative paths resolve.")
 
 
 class RewardBody(BaseModel):
@@ -157,7 +152,7 @@ def online_router(settings: ServiceSettings, proxy: KeyRing) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["online"], lifespan=lifespan)
 
     @router.post("", status_code=201, summary="Create a session from a config")
-    async def create(body: SessionSubmission, request: Request, manager: Manager) -> dict[str, Any]:
+    async def create(body: ConfigSubmission, request: Request, manager: Manager) -> dict[str, Any]:
         return manager.create(body.model_dump(), client=client_of(request)).info()
 
     @router.get("", summary="List sessions")

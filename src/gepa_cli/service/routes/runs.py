@@ -22,7 +22,10 @@ router = APIRouter(tags=["runs"])
 Context = Annotated[ServiceContext, Depends(service_context)]
 
 
-class RunSubmission(BaseModel):
+class ConfigSubmission(BaseModel):
+    """A config to submit (a run's; an online session's too): exactly one of config_path
+    and config_toml."""
+
     config_path: str | None = Field(None, description="A config file under an allowed root.")
     config_toml: str | None = Field(None, description="The config itself, as TOML text.")
     base_dir: str | None = Field(
@@ -30,6 +33,9 @@ class RunSubmission(BaseModel):
         description="For config_toml: where its relative paths resolve (default: "
         "the first allowed root).",
     )
+
+
+class RunSubmission(ConfigSubmission):
     priority: int = Field(0, description="Higher runs first.")
     auto_start: bool = Field(True, description="False: queue it paused until resumed.")
 

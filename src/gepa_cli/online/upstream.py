@@ -81,7 +81,12 @@ class UpstreamStream:
             raise StreamBroken(type(exc).__name__) from None
 
     async def close(self) -> None:
-        self.response.release()
+        # a stream read to its end gives its connection back to the pool; one left
+        # midway (the caller went away) closes it, so no half-read answer is reused
+        if self.response.content.at_eof():
+            self.response.release()
+        else:
+            self.response.close()
 
 
 class StreamBroken(Exception):

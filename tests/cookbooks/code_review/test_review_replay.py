@@ -104,8 +104,9 @@ def test_the_recorded_run_keeps_the_cookbooks_promises(replayed: dict[str, Any])
 
 
 def test_report_heldout_scores_match_the_runs_own_rollouts(replayed: dict[str, Any]) -> None:
-    """The report computes heldout scores of the other frontier members with the offline
-    reviewer; for the seed and the best, it must agree with what the run recorded."""
+    """The report computes heldout scores of members the run did not score with the
+    offline reviewer; for every candidate the run scored, that computation must agree
+    with what the run recorded."""
     run_dir = Path(replayed["run_dir"])
     _facts, members = frontier_report(run_dir)
     recorded = [m for m in members if m.heldout_source == "run"]

@@ -134,17 +134,17 @@ def gather(ws: Workspace) -> dict[str, RunFacts]:
 
 def _gather_objectives(ws: Workspace, facts: dict[str, RunFacts]) -> None:
     """Objective means of each run's seed and best candidate, from their fullest row."""
-    wanted = {
-        f"{run.run_id}/{cid}": run
+    wanted = sorted(
+        f"{run.run_id}/{cid}"
         for run in ws.runs
         for cid in (run.seed_candidate_id, run.best_candidate_id)
         if cid is not None
-    }
+    )
     _, rows = ws.query(
         "SELECT run_id, candidate_id, bool_or(origin = 'seed'), "
         "arg_max(objective_means, val_count) FROM candidates "
         "WHERE origin = 'seed' OR list_contains(?, run_id || '/' || candidate_id) GROUP BY ALL",
-        [list(wanted)],
+        [wanted],
     )
     runs = {run.run_id: run for run in ws.runs}
     for run_id, cid, is_seed, raw in rows:

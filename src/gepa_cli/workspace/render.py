@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gepa_cli.workspace.status import RunStatus, WorkspaceStatus
@@ -33,7 +34,7 @@ def _objectives_cell(run: RunStatus) -> str:
         return "-"
     if len(means) > INLINE_OBJECTIVES:
         return f"{len(means)} (--details)"
-    return "\n".join(f"{name} {value:.3f}" for name, value in means.items())
+    return "\n".join(f"{escape(name)} {value:.3f}" for name, value in means.items())
 
 
 def objectives_table(run: RunStatus) -> Table | None:
@@ -48,7 +49,7 @@ def objectives_table(run: RunStatus) -> Table | None:
     for name in [*seed, *(k for k in best if k not in seed)]:
         s, b = seed.get(name), best.get(name)
         change = "-" if s is None or b is None else f"{b - s:+.3f}"
-        table.add_row(name, _score(s), _score(b), change)
+        table.add_row(escape(name), _score(s), _score(b), change)
     return table
 
 

@@ -402,6 +402,12 @@ def write_results(
     args: argparse.Namespace, rows: list[dict[str, Any]], qrows: list[dict[str, Any]]
 ) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    previous = RESULTS / "pipeline_throughput.json"
+    if previous.exists() and (not rows or not qrows):
+        # a run of one part keeps the other part's last results
+        kept = json.loads(previous.read_text(encoding="utf-8"))
+        rows = rows or kept.get("throughput", [])
+        qrows = qrows or kept.get("quality", [])
     load = os.getloadavg()
     meta = {
         "command": " ".join(["python", "bench/pipeline_throughput.py", *sys.argv[1:]]),

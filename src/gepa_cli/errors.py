@@ -109,6 +109,13 @@ class WorkspaceError(GepaCliError):
     exit_code = 2
 
 
+class ViewError(GepaCliError):
+    """A run directory, or a candidate in it, cannot be shown, diffed or reported."""
+
+    error_code = "view_error"
+    exit_code = 2
+
+
 class QueryError(GepaCliError):
     """A SQL query over the workspace views failed (DuckDB's message is kept)."""
 

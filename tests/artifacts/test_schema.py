@@ -4,6 +4,7 @@ models define, file names are spelled once, and the DuckDB views follow the mode
 from __future__ import annotations
 
 import ast
+import shutil
 from pathlib import Path
 
 import orjson
@@ -11,8 +12,11 @@ import pytest
 from pydantic import BaseModel
 
 import gepa_cli
-from gepa_cli.artifacts import layout, read_jsonl
+from gepa_cli.artifacts import layout, read_jsonl, write_json_atomic
+from gepa_cli.artifacts.manifest import file_digest
 from gepa_cli.artifacts.schema import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_V1,
     CacheProfileDoc,
     CandidateRow,
     CheckpointDoc,
@@ -20,9 +24,12 @@ from gepa_cli.artifacts.schema import (
     FrontierDoc,
     Manifest,
     ProposalRow,
+    Record,
     ResolvedConfigDoc,
     RolloutRow,
+    read_snapshot,
 )
+from gepa_cli.errors import ResumeError
 from gepa_cli.runner.feed import FeedIndex
 from gepa_cli.workspace.schemas import columns, duckdb_type
 from support.cli import run_cli
@@ -57,10 +64,10 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "runs" / "schema"
 
 
-def _same(model: type[BaseModel], raw: dict[str, object]) -> None:
+def _same(model: type[Record], raw: dict[str, object]) -> None:
     """The raw JSON, read into the model and dumped again, is unchanged: the writer
     wrote every field the model defines, with its type, and nothing else."""
-    dumped = model.model_validate(raw).model_dump(by_alias=True)
+    dumped = model.model_validate(raw).dump()
     assert orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
         raw, option=orjson.OPT_SORT_KEYS
     ), model.__name__
@@ -74,6 +81,12 @@ def test_every_file_of_a_real_run_is_exactly_its_model(run_dir: Path) -> None:
             _same(model, row)
     for name, model in DOCUMENT_MODELS.items():
         _same(model, orjson.loads((run_dir / name).read_bytes()))
+    # the checkpoint names its engine snapshot, the only one left in the directory
+    checkpoint = CheckpointDoc.model_validate_json((run_dir / layout.CHECKPOINT).read_bytes())
+    assert checkpoint.format == CHECKPOINT_FORMAT and checkpoint.snapshot is not None
+    assert [p.name for p in run_dir.glob(layout.SNAPSHOT_GLOB)] == [checkpoint.snapshot.file]
+    snapshot = read_snapshot(run_dir, checkpoint)
+    assert snapshot["next_event_index"] == checkpoint.next_seq
     # the proposer is found where the runner writes it (defect: readers looked flat)
     resolved = ResolvedConfigDoc.model_validate_json(
         (run_dir / layout.CONFIG_RESOLVED).read_bytes()
@@ -142,3 +155,43 @@ def test_view_columns_follow_the_models() -> None:
     assert "run_id" in EventLine.model_fields and "run_id" not in columns(
         EventLine, exclude=("run_id",)
     )
+
+
+def test_a_checkpoint_keeps_its_snapshot_honest_and_v1_stays_readable(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "runs" / "schema"
+    shutil.copytree(run_dir, copy)
+    checkpoint = CheckpointDoc.model_validate_json((copy / layout.CHECKPOINT).read_bytes())
+    assert checkpoint.snapshot is not None
+    snapshot_path = copy / checkpoint.snapshot.file
+    snapshot = read_snapshot(copy, checkpoint)
+    # a snapshot that is not the one the checkpoint recorded is refused by name
+    snapshot_path.write_bytes(snapshot_path.read_bytes().replace(b'"rng_seed":', b'"rng_Seed":'))
+    with pytest.raises(ResumeError, match="is not the snapshot its checkpoint recorded"):
+        read_snapshot(copy, checkpoint, error=ResumeError)
+    status = run_cli("workspace", "status", str(copy), "--json")
+    assert status.exit_code == 0  # same size: the cheap check cannot tell; resume can
+    snapshot_path.unlink()
+    status = run_cli("workspace", "status", str(copy), "--json")
+    assert status.exit_code == 1
+    broken = {b["name"]: b["detail"] for b in orjson.loads(status.stdout)["broken"]}
+    assert set(broken) == {"checkpoint.agrees_with_events", "manifest.artifacts"}
+    assert f"{checkpoint.snapshot.file} is missing" in broken["checkpoint.agrees_with_events"]
+    # a checkpoint of the first format, the snapshot inline, is still a healthy run
+    legacy = {**checkpoint.dump(), "format": CHECKPOINT_V1, "engine": snapshot}
+    del legacy["snapshot"]
+    write_json_atomic(copy / layout.CHECKPOINT, legacy)
+    manifest = Manifest.model_validate_json((copy / layout.MANIFEST).read_bytes())
+    digests = {
+        **manifest.artifacts,
+        layout.CHECKPOINT: file_digest(copy / layout.CHECKPOINT),
+    }
+    digests.pop(checkpoint.snapshot.file)
+    write_json_atomic(
+        copy / layout.MANIFEST, manifest.model_copy(update={"artifacts": digests}).dump()
+    )
+    status = run_cli("workspace", "status", str(copy), "--json")
+    assert status.exit_code == 0, status.stdout
+    legacy_doc = CheckpointDoc.model_validate(legacy)
+    assert read_snapshot(copy, legacy_doc) == snapshot

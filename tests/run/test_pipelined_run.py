@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from gepa_cli.artifacts import read_jsonl
+from gepa_cli.artifacts.schema import CheckpointDoc, read_snapshot
 from gepa_cli.runner import GepaRun
 from gepa_cli.workspace import workspace_status
 from support.cli import run_cli
@@ -142,7 +143,8 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_feed(
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run_dir = runs / run_id
-    checkpoint = orjson.loads((run_dir / "checkpoint.json").read_bytes())
+    checkpoint = CheckpointDoc.model_validate_json((run_dir / "checkpoint.json").read_bytes())
+    snapshot = read_snapshot(run_dir, checkpoint)  # before the resume replaces it
     resumed = _cli("gepa", "resume", str(run_dir), "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert normalized(run_dir) == normalized(runs / "whole")
@@ -153,7 +155,7 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_feed(
     # the kill left iterations in flight at least once over the cases
     test_sigkill_then_resume_reaches_the_uninterrupted_feed.in_flight = (  # type: ignore[attr-defined]
         getattr(test_sigkill_then_resume_reaches_the_uninterrupted_feed, "in_flight", 0)
-        + bool(checkpoint["engine"]["in_flight"])
+        + bool(snapshot["in_flight"])
     )
 
 

@@ -51,26 +51,38 @@ def free_port() -> int:
 class Service:
     """``gepa-cli gepa service`` as a child process on a free port."""
 
-    def __init__(self, root: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        db: str | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        """``root`` holds the tasks and the shared runs; ``db`` defaults to a SQLite file
+        in it; ``cwd`` is the process's own working directory (default: ``root``)."""
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = args
         self.env = {**os.environ, **(env or {})}
+        self.db = db or str(root / "service.sqlite")
+        self.cwd = cwd or root
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = root / f"service-{self.port}.log"
+        self.log = self.cwd / f"service-{self.port}.log"
 
     def start(self) -> Service:
         argv = [
             sys.executable, "-m", "gepa_cli.cli.main", "gepa", "service",
-            "--db", str(self.root / "service.sqlite"),
+            "--db", self.db,
             "--bind", f"127.0.0.1:{self.port}",
             "--output-dir", str(self.root / "runs"),
             "--allowed-root", str(self.root),
             *self.args,
         ]  # fmt: skip
+        self.cwd.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(argv, cwd=self.root, env=self.env, stderr=log, stdout=log)
+            self.proc = subprocess.Popen(argv, cwd=self.cwd, env=self.env, stderr=log, stdout=log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -91,11 +103,16 @@ class Service:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """SIGTERM: the graceful shutdown."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.terminate()
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
 

@@ -118,10 +118,24 @@ def normalize_answer(answer: str, labels: Sequence[str]) -> str:
     return lowered[close[0]] if close else UNKNOWN
 
 
+def names_every_label(prompt: str, labels: Sequence[str]) -> bool:
+    """True when each label occurs in ``prompt`` as a whole word (as the seed's list does)."""
+    return all(re.search(rf"(?<!\w){re.escape(label)}(?!\w)", prompt) for label in labels)
+
+
 def chat_messages(prompt: str, query: str, labels: Sequence[str]) -> list[dict[str, str]]:
-    user = f"Customer message: {query}\n\nAnswer with exactly one of these labels: " + ", ".join(
-        labels
-    )
+    """The candidate prompt as the system message, then one user message, query last.
+
+    Everything before the query is the same for every query of a candidate, so a server
+    with a prompt cache (llama.cpp, vLLM, OpenAI) reads it once and only the query after.
+    The label list appears once: in the prompt when it names every label, else in the
+    user message, still before the query.
+    """
+    if names_every_label(prompt, labels):
+        instruction = "Answer with exactly one label from the list above."
+    else:
+        instruction = "Answer with exactly one of these labels: " + ", ".join(labels)
+    user = f"{instruction}\n\nCustomer message: {query}"
     return [{"role": "system", "content": prompt}, {"role": "user", "content": user}]
 
 

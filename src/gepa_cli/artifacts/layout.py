@@ -14,6 +14,10 @@ PROPOSALS = "proposals.jsonl"
 CANDIDATES = "candidates.jsonl"
 FRONTIER = "frontier.json"
 CHECKPOINT = "checkpoint.json"
+# the engine snapshot of checkpoint number N, in its own file so that readers of the
+# checkpoint's offsets (workspace status) never parse the engine's state
+SNAPSHOT = "snapshot-{index:06d}.json"
+SNAPSHOT_GLOB = "snapshot-*.json"
 CACHE_PROFILE = "cache_profile.json"
 MANIFEST = "manifest.json"
 LOCK = "run.lock"

@@ -30,7 +30,9 @@ from gepa_cli.artifacts.timeline import (
 from gepa_cli.errors import EventCompareError
 
 __all__ = [
+    "BestChange",
     "CheckReport",
+    "Decision",
     "Disagreement",
     "Replay",
     "ReplayCandidate",
@@ -41,6 +43,17 @@ __all__ = [
     "replay_events",
 ]
 
+# the events that settle the fate of a child or a merge (folded into `Replay.decisions`)
+DECISIONS = frozenset(
+    {
+        "candidate.accepted",
+        "candidate.rejected",
+        "candidate.duplicate",
+        "candidate.dropped",
+        "merge.accepted",
+        "merge.rejected",
+    }
+)
 FIX_FEED = "the feed must be an events.jsonl written by a run (one event a line, seq from 0)"
 
 
@@ -55,6 +68,11 @@ class ReplayCandidate:
     proposal_id: str | None = None
     val_mean: float | None = None
     val_count: int | None = None
+    objective_means: dict[str, float] = field(default_factory=dict)
+    # example id -> score of its full validation (memo hits included)
+    val_scores: dict[str, float] = field(default_factory=dict)
+    # rollouts the run had spent when the candidate's validation completed
+    validated_at: int | None = None
 
 
 @dataclass
@@ -63,6 +81,30 @@ class TimelineEntry:
     type: str
     iteration: int | None
     text: str
+    rollouts: int = 0  # rollouts spent when the event happened
+
+
+@dataclass
+class BestChange:
+    """A ``frontier.updated`` that changed the best candidate or its mean."""
+
+    seq: int
+    rollouts: int
+    candidate_id: str
+    val_mean: float
+
+
+@dataclass
+class Decision:
+    """What became of one child or merge: accepted, rejected, duplicate or dropped."""
+
+    seq: int
+    type: str  # the event type, e.g. candidate.rejected or merge.accepted
+    iteration: int | None
+    ids: list[str]  # the proposal ids combined into the child, or the merge id
+    parent_ids: list[str]
+    candidate_id: str | None
+    verdict: str  # why, in one line (minibatch sums, subsample sums, reason)
 
 
 @dataclass
@@ -83,6 +125,10 @@ class Replay:
     heldout: list[dict[str, Any]] = field(default_factory=list)
     event_counts: dict[str, int] = field(default_factory=dict)
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # counted rollouts so far (the sum over evaluation.completed and .discarded)
+    rollouts_spent: int = 0
+    best_history: list[BestChange] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
 
     @property
     def stopped_by(self) -> str | None:
@@ -111,6 +157,9 @@ class Replay:
             "best_candidate": asdict(best) if best is not None else None,
             "budget": self.budget,
             "heldout": self.heldout,
+            "rollouts_spent": self.rollouts_spent,
+            "best_history": [asdict(b) for b in self.best_history],
+            "decisions": [asdict(d) for d in self.decisions],
             "run_finished": self.finished,
             "event_counts": dict(sorted(self.event_counts.items())),
         }
@@ -165,12 +214,37 @@ class _Folder:
             self.iteration = data["iteration"]
         text = handler(data) if handler is not None else None
         if text:
-            r.timeline.append(TimelineEntry(seq, kind, self.iteration, text))
+            r.timeline.append(TimelineEntry(seq, kind, self.iteration, text, r.rollouts_spent))
+        if kind in DECISIONS:
+            r.decisions.append(self.decision(seq, kind, data))
 
     def error(self, what: str) -> EventCompareError:
         path = self.replay.path
         return EventCompareError(
             f"{path} line {self.line} {what}", hint=FIX_FEED, file=path, line=self.line
+        )
+
+    def decision(self, seq: int, kind: str, data: Mapping[str, Any]) -> Decision:
+        merge = kind.startswith("merge.")
+        ids = [data.get("merge_id")] if merge else data.get("proposal_ids") or [data.get("eval_id")]
+        parents = data.get("parent_ids") if "parent_ids" in data else [data.get("parent_id")]
+        if kind == "candidate.duplicate":
+            verdict = f"{data.get('reason')} ({data.get('content_hash')})"
+        elif kind == "candidate.dropped":
+            verdict = (
+                f"racing stage {data.get('stage')}: val_mean {num(data.get('val_mean'))} on "
+                f"{data.get('val_count')}, clearly worse than {data.get('rival_id')}"
+            )
+        else:
+            verdict = merge_verdict(data) if merge else child_verdict(data)
+        return Decision(
+            seq=seq,
+            type=kind,
+            iteration=self.iteration,
+            ids=[str(i) for i in ids if i is not None],
+            parent_ids=[str(p) for p in parents or [] if p is not None],
+            candidate_id=data.get("candidate_id"),
+            verdict=verdict,
         )
 
     def need(self, data: Mapping[str, Any], *keys: str) -> list[Any]:
@@ -219,6 +293,8 @@ class _Folder:
         if candidate is None:
             raise self.error(f"validates {cid}, which no candidate.registered event introduced")
         candidate.val_mean, candidate.val_count = val_mean, val_count
+        candidate.objective_means = dict(data.get("objective_means") or {})
+        candidate.validated_at = self.replay.rollouts_spent
         return f"{cid} validated: val_mean {num(val_mean)} on {val_count}"
 
     def _frontier_updated(self, data: Mapping[str, Any]) -> str | None:
@@ -236,8 +312,27 @@ class _Folder:
         previous, self.best = self.best, (best_id, best_mean)
         if previous is not None and previous == self.best:
             return None
+        self.replay.best_history.append(
+            BestChange(self.replay.events - 1, self.replay.rollouts_spent, best_id, best_mean)
+        )
         was = "" if previous is None else f" (was {previous[0]} {num(previous[1])})"
         return f"new best {best_id}: val_mean {num(best_mean)}{was}"
+
+    def _evaluation_completed(self, data: Mapping[str, Any]) -> None:
+        counted = data.get("rollouts")
+        self.replay.rollouts_spent += counted if isinstance(counted, int) else 0
+        candidate = self.replay.candidate(data.get("eval_id"))
+        if data.get("purpose") == "validation" and candidate is not None:
+            candidate.val_scores = {
+                str(r["example_id"]): float(r["score"])
+                for r in data.get("results") or []
+                if isinstance(r, Mapping) and isinstance(r.get("score"), (int, float))
+            }
+
+    def _evaluation_discarded(self, data: Mapping[str, Any]) -> None:
+        # work fetched ahead that the iteration did not use: charged all the same
+        counted = data.get("rollouts")
+        self.replay.rollouts_spent += counted if isinstance(counted, int) else 0
 
     def _budget_updated(self, data: Mapping[str, Any]) -> None:
         self.replay.budget = {k: v for k, v in data.items() if k not in ("iteration", "limits")}
@@ -312,7 +407,9 @@ class _Folder:
         return f"{data.get('merge_id')} rejected: {merge_verdict(data)}"
 
     def _heldout_completed(self, data: Mapping[str, Any]) -> str:
-        self.replay.heldout.append({"outcome": "completed", **data})
+        self.replay.heldout.append(
+            {"outcome": "completed", **data, "at_rollouts": self.replay.rollouts_spent}
+        )
         roles = "+".join(map(str, data.get("roles", [])))
         cid, count = data.get("candidate_id"), data.get("count")
         return f"heldout {cid} ({roles}): mean {num(data.get('mean'))} on {count}"

@@ -101,6 +101,13 @@ class RunDirectory:
     def checkpoint(self) -> Path:
         return self.root / layout.CHECKPOINT
 
+    def snapshot(self, index: int) -> Path:
+        """The engine snapshot file of checkpoint number ``index``."""
+        return self.root / layout.SNAPSHOT.format(index=index)
+
+    def snapshots(self) -> list[Path]:
+        return sorted(self.root.glob(layout.SNAPSHOT_GLOB))
+
     @property
     def cache_profile(self) -> Path:
         return self.root / layout.CACHE_PROFILE

@@ -9,6 +9,7 @@ file unreadable; a missing or mistyped field is a typed error naming the file.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gepa_cli.artifacts.ledger import LedgerOffset, iter_jsonl
 from gepa_cli.errors import GepaCliError
 
-CHECKPOINT_FORMAT = "gepa_cli.run.checkpoint.v1"
+CHECKPOINT_FORMAT = "gepa_cli.run.checkpoint.v2"
+# v1 held the engine snapshot inline; it is still read, so older runs stay healthy
+CHECKPOINT_V1 = "gepa_cli.run.checkpoint.v1"
+CHECKPOINT_FORMATS = (CHECKPOINT_V1, CHECKPOINT_FORMAT)
 CACHE_PROFILE_SCHEMA = 1
 
 
@@ -176,15 +180,34 @@ class RunnerState(Record):
     state_history: list[StateChange] = Field(default_factory=list)
 
 
+class SnapshotRef(Record):
+    """The engine snapshot file a checkpoint belongs to (``layout.SNAPSHOT``)."""
+
+    file: str
+    sha256: str
+    bytes: int
+
+
 class CheckpointDoc(Record):
-    """checkpoint.json: the engine snapshot (the engine's own format), the ledger
-    offsets it belongs to, and the runner's state."""
+    """checkpoint.json: the ledger offsets, the runner's state and the engine snapshot
+    (the engine's own format) they belong to, which lives in the file ``snapshot``
+    names. The snapshot is written first under a new name and the checkpoint, renamed
+    over the old one, commits the pair."""
 
     format: str
-    engine: dict[str, Any]
+    snapshot: SnapshotRef | None = None
+    # v1 only: the snapshot inline
+    engine: dict[str, Any] | None = None
     ledgers: dict[str, LedgerOffset]
     next_seq: int
     runner: RunnerState
+
+    def dump(self) -> dict[str, Any]:
+        data = super().dump()
+        for key in ("engine", "snapshot"):
+            if data[key] is None:
+                del data[key]  # each format has only its own
+        return data
 
 
 class ResolvedConfigDoc(Record):
@@ -352,6 +375,33 @@ def read_document(
     except OSError as exc:
         raise error(f"cannot read {path}: {exc.strerror}", hint=hint, file=str(path)) from None
     return parse_document(path, raw, model, error=error, hint=hint)
+
+
+def read_snapshot(
+    root: Path, checkpoint: CheckpointDoc, *, error: type[GepaCliError] = GepaCliError
+) -> dict[str, Any]:
+    """The engine snapshot ``checkpoint`` names (in run directory ``root``), checked
+    against its recorded size and sha256; a v1 checkpoint holds it inline."""
+    hint = "the run directory was modified after the checkpoint; start a new run"
+    if checkpoint.snapshot is None:
+        if checkpoint.engine is None:
+            raise error(f"the checkpoint in {root} names no engine snapshot", hint=hint)
+        return checkpoint.engine
+    ref = checkpoint.snapshot
+    path = root / ref.file
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read the engine snapshot {path}: {exc.strerror}", hint=hint) from None
+    if len(raw) != ref.bytes or hashlib.sha256(raw).hexdigest() != ref.sha256:
+        raise error(f"{path} is not the snapshot its checkpoint recorded", hint=hint)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise error(f"{path} is not valid JSON ({exc})", hint=hint) from None
+    if not isinstance(data, dict):
+        raise error(f"{path} is not a JSON object", hint=hint)
+    return data
 
 
 def read_rows(

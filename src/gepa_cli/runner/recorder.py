@@ -11,12 +11,14 @@ cut away whatever a crash left after it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gepa_cli.artifacts import EventWriter, Ledgers, RunDirectory
+from gepa_cli.artifacts import EventWriter, Ledgers, RunDirectory, write_bytes_atomic
+from gepa_cli.artifacts.ledger import dumps_line
 from gepa_cli.artifacts.schema import (
     CHECKPOINT_FORMAT,
     CandidateRow,
@@ -25,6 +27,7 @@ from gepa_cli.artifacts.schema import (
     ProposalRow,
     RolloutRow,
     RunnerState,
+    SnapshotRef,
     SpendDoc,
     UsageTotals,
 )
@@ -140,7 +143,6 @@ class RunRecorder:
         self._calls: dict[str, dict[str, Any]] = {}
         # completed proposals waiting for their child's verdict
         self._proposals: dict[str, ProposalRow] = {}
-        self.last_checkpoint_index = 0
         self.live = LiveCounters()
 
     @property
@@ -303,15 +305,29 @@ class RunRecorder:
         runner = self._runner_state()
         if runner.cache_profile is not None:
             self.run_dir.write_document(self.run_dir.cache_profile, runner.cache_profile)
+        if snapshot.get("next_event_index") != self.writer.next_seq:
+            raise RuntimeError(  # the engine and the feed would resume at different events
+                f"engine snapshot at event {snapshot.get('next_event_index')}, "
+                f"feed at {self.writer.next_seq}"
+            )
+        # the snapshot under a name of its own, then the checkpoint that names it: a
+        # crash in between leaves the previous pair intact
+        path = self.run_dir.snapshot(int(snapshot.get("checkpoints_taken", 0)))
+        payload = dumps_line(dict(snapshot))
+        write_bytes_atomic(path, payload)
         checkpoint = CheckpointDoc(
             format=CHECKPOINT_FORMAT,
-            engine=dict(snapshot),
+            snapshot=SnapshotRef(
+                file=path.name, sha256=hashlib.sha256(payload).hexdigest(), bytes=len(payload)
+            ),
             ledgers=offsets,
             next_seq=self.writer.next_seq,
             runner=runner,
         )
         self.run_dir.write_document(self.run_dir.checkpoint, checkpoint)
-        self.last_checkpoint_index = int(snapshot.get("checkpoints_taken", 0))
+        for older in self.run_dir.snapshots():
+            if older != path:
+                older.unlink(missing_ok=True)
 
     def write_frontier(self) -> None:
         if self.feed.frontier is not None:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from gepa_cli.artifacts import LedgerOffset, RunDirectory, lock_status
 from gepa_cli.artifacts.schema import (
     CHECKPOINT_FORMAT,
+    CHECKPOINT_FORMATS,
     CheckpointDoc,
     Manifest,
     Record,
@@ -21,6 +22,7 @@ from gepa_cli.artifacts.schema import (
     StateChange,
     parse_document,
     read_rows,
+    read_snapshot,
 )
 from gepa_cli.config import GepaConfig, load_config
 from gepa_cli.engine import MemoEntry
@@ -64,12 +66,10 @@ class ResumePoint:
     config_path: Path | None
     base_dir: Path
     checkpoint: CheckpointDoc
+    # the engine snapshot the checkpoint names
+    snapshot: dict[str, Any]
     # the manifest of the run's last stop, if it stopped (or failed) rather than crashed
     manifest: Manifest | None = None
-
-    @property
-    def snapshot(self) -> dict[str, Any]:
-        return self.checkpoint.engine
 
     @property
     def ledgers(self) -> dict[str, LedgerOffset]:
@@ -128,12 +128,13 @@ def load_resume_point(root: Path, config_path: Path | None = None) -> ResumePoin
     path = run_dir.checkpoint
     raw = _raw(path, "the run never reached a checkpoint")
     found = parse_document(path, raw, _Format, error=ResumeError, hint="start a new run").format
-    if found != CHECKPOINT_FORMAT:
+    if found not in CHECKPOINT_FORMATS:
         raise ResumeError(
             f"{path} has format {found!r}, expected {CHECKPOINT_FORMAT!r}",
             hint="resume it with the gepa-cli version that wrote it",
         )
     checkpoint = parse_document(path, raw, CheckpointDoc, error=ResumeError, hint="start a new run")
+    snapshot = read_snapshot(run_dir.root, checkpoint, error=ResumeError)
     resolved = _read(run_dir.config_resolved, ResolvedConfigDoc, "the run directory is incomplete")
     try:
         recorded = GepaConfig.model_validate(resolved.config)
@@ -166,6 +167,7 @@ def load_resume_point(root: Path, config_path: Path | None = None) -> ResumePoin
         config_path=source,
         base_dir=base_dir,
         checkpoint=checkpoint,
+        snapshot=snapshot,
         manifest=manifest,
     )
 

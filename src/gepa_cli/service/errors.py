@@ -58,3 +58,10 @@ class AddressInUseError(ServiceError):
 
     error_code = "address_in_use"
     exit_code = 2
+
+
+class ServiceUnavailableError(ServiceError):
+    """The service cannot take this now (it is shutting down); another process can."""
+
+    error_code = "service_unavailable"
+    http_status = 503

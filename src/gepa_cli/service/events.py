@@ -56,12 +56,16 @@ async def stream_events(
     after: int = -1,
     poll_seconds: float = 0.1,
     keepalive_seconds: float = 15.0,
+    closing: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[bytes]:
-    """Every event with seq > ``after``, in order, until the run is over and drained."""
+    """Every event with seq > ``after``, in order, until the run is over and drained.
+
+    When the service shuts down (``closing``) the stream just ends, without an ``end``
+    event: the client reconnects (to another process) with its Last-Event-ID."""
     tail = FeedTail(events_path)
     last_sent, last_write = after, time.monotonic()
     yield b"retry: 1000\n\n"
-    while True:
+    while not closing():
         # the status is read before the file, so a run that ends in between is drained
         status = await status_of()
         sent_any = False

@@ -66,9 +66,15 @@ def holder(port: int, proc: Path = Path("/proc")) -> tuple[int, str] | None:
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
-        with contextlib.suppress(OSError):
-            for fd in (entry / "fd").iterdir():
+        try:
+            fds = list((entry / "fd").iterdir())
+        except OSError:
+            continue  # gone, or not ours to look at
+        for fd in fds:
+            try:
+                # one fd closed while we look must not hide the others
                 if os.readlink(fd) in inodes:
-                    name = (entry / "comm").read_text().strip()
-                    return int(entry.name), name
+                    return int(entry.name), (entry / "comm").read_text().strip()
+            except OSError:
+                continue
     return None

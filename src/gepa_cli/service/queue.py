@@ -1,19 +1,17 @@
-"""The durable run queue: one SQLite table (WAL), claimed atomically with leases.
+"""The durable run queue: one ``requests`` table, claimed atomically under leases.
 
-Every state change is one short transaction, so several worker threads (or several
-service processes on one database) can share the queue. A claim runs under
-``BEGIN IMMEDIATE`` so two claimers never pick the same row, and it skips a request
+Every state change is one short serialized transaction (`Database.write`), so worker
+threads, service processes on one SQLite file, or service processes on many hosts
+sharing one PostgreSQL database can all claim from one queue. A claim skips a request
 whose container or cache namespace is already used by an active request: two runs
 writing one namespace, or hammering one container, would make neither reproducible.
+Every lease is recorded in ``lease_history`` (who held it, from when to when, on the
+database's clock, and how it ended), so that exclusion can be checked afterwards.
 """
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,40 +19,17 @@ from typing import Any
 
 import orjson
 
+from gepa_cli.service.db import Database, Row, Tx, open_database
 from gepa_cli.service.errors import ConflictError, LeaseLostError, NotFoundError
+from gepa_cli.service.migrations import migrate
+from gepa_cli.service.presence import WorkerRegistry
 
 STATUSES = ("queued", "leased", "running", "paused", "succeeded", "failed", "cancelled")
 ACTIVE = ("leased", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    request_id       TEXT PRIMARY KEY,
-    run_id           TEXT NOT NULL UNIQUE,
-    status           TEXT NOT NULL,
-    priority         INTEGER NOT NULL DEFAULT 0,
-    config_path      TEXT NOT NULL,
-    base_dir         TEXT,
-    run_dir          TEXT NOT NULL,
-    container_key    TEXT NOT NULL,
-    namespace_key    TEXT NOT NULL,
-    control          TEXT,
-    lease_owner      TEXT,
-    lease_expires_at REAL,
-    heartbeat_at     TEXT,
-    child_pid        INTEGER,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    created_at       TEXT NOT NULL,
-    updated_at       TEXT NOT NULL,
-    claimed_at       TEXT,
-    started_at       TEXT,
-    finished_at      TEXT,
-    error            TEXT,
-    cancel           TEXT,
-    manifest         TEXT
-);
-CREATE INDEX IF NOT EXISTS requests_claim ON requests (status, priority DESC, created_at);
-"""
+# every read of a request also reads how long its lease has left, on the database's clock
+SELECT = "SELECT *, lease_expires_at - {now} AS lease_remaining FROM requests"
 
 
 def now_iso() -> str:
@@ -86,13 +61,19 @@ class Request:
     error: dict[str, Any] | None
     cancel: dict[str, Any] | None
     manifest: dict[str, Any] | None
+    client: str | None = None
+    lease_remaining: float | None = None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Request:
+    def from_row(cls, row: Row) -> Request:
         data = dict(row)
         for key in ("error", "cancel", "manifest"):
             data[key] = orjson.loads(data[key]) if data[key] else None
         return cls(**data)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
 
     def to_api(self) -> dict[str, Any]:
         """The public view: no lease internals beyond who holds it and until when."""
@@ -100,6 +81,7 @@ class Request:
             "request_id": self.request_id,
             "run_id": self.run_id,
             "status": self.status,
+            "client": self.client,
             "priority": self.priority,
             "config_path": self.config_path,
             "run_dir": self.run_dir,
@@ -115,7 +97,7 @@ class Request:
         if self.lease_owner is not None:
             view["lease"] = {
                 "owner": self.lease_owner,
-                "expires_in_seconds": round((self.lease_expires_at or 0) - time.time(), 3),
+                "expires_in_seconds": round(self.lease_remaining or 0.0, 3),
                 "heartbeat_at": self.heartbeat_at,
             }
         if self.manifest is not None:
@@ -127,40 +109,40 @@ class Request:
         return view
 
 
+@dataclass(frozen=True)
+class Lease:
+    """One row of the lease history: one attempt at a request by one worker."""
+
+    request_id: str
+    attempt: int
+    owner: str
+    container_key: str
+    namespace_key: str
+    claimed_at: float  # seconds since the epoch, database clock
+    ended_at: float | None
+    outcome: str | None  # the status the request left with, or "expired"
+
+    def to_api(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
 def _dumps(value: dict[str, Any] | None) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
 class RunQueue:
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = Path(db_path)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+    def __init__(self, database: Database) -> None:
+        self.db = database
+        migrate(database)
+        self.workers = WorkerRegistry(database)
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # one connection per operation: connections are not shared across threads
-        db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout=30000")
-        db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            yield db
-        finally:
-            db.close()
+    @classmethod
+    def open(cls, db: str | Path, *, max_connections: int = 8) -> RunQueue:
+        """A SQLite file path or a ``postgresql://`` URL."""
+        return cls(open_database(db, max_connections=max_connections))
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def close(self) -> None:
+        self.db.close()
 
     # -- submission and reads ---------------------------------------------------------
 
@@ -175,126 +157,168 @@ class RunQueue:
         namespace_key: str,
         priority: int = 0,
         auto_start: bool = True,
+        client: str | None = None,
     ) -> Request:
         request_id = uuid.uuid4().hex
         stamp = now_iso()
-        with self._write() as db:
-            taken = db.execute("SELECT 1 FROM requests WHERE run_id = ?", (run_id,)).fetchone()
-            if taken:
+        with self.db.write() as tx:
+            if tx.one("SELECT 1 AS taken FROM requests WHERE run_id = ?", run_id):
                 raise ConflictError(
                     f"run id {run_id!r} is already used by another request",
                     hint="pick another [run] run_id or leave it unset",
                 )
-            db.execute(
+            tx.run(
                 "INSERT INTO requests (request_id, run_id, status, priority, config_path, "
-                "base_dir, run_dir, container_key, namespace_key, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    request_id,
-                    run_id,
-                    "queued" if auto_start else "paused",
-                    priority,
-                    str(config_path),
-                    str(base_dir) if base_dir else None,
-                    str(run_dir),
-                    container_key,
-                    namespace_key,
-                    stamp,
-                    stamp,
-                ),
+                "base_dir, run_dir, container_key, namespace_key, created_at, updated_at, "
+                "client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                request_id,
+                run_id,
+                "queued" if auto_start else "paused",
+                priority,
+                str(config_path),
+                str(base_dir) if base_dir else None,
+                str(run_dir),
+                container_key,
+                namespace_key,
+                stamp,
+                stamp,
+                client,
             )
         return self.get(request_id)
 
     def get(self, request_id: str) -> Request:
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT * FROM requests WHERE request_id = ? OR run_id = ?",
-                (request_id, request_id),
-            ).fetchone()
-        if row is None:
-            raise NotFoundError(f"no request {request_id!r}", hint="list them with GET /runs")
-        return Request.from_row(row)
+        with self.db.read() as tx:
+            return self._get(tx, request_id)
 
     def page(
-        self, *, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        status: str | None = None,
+        client: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> tuple[list[Request], int]:
-        where, args = ("WHERE status = ?", [status]) if status else ("", [])
-        with self._connect() as db:
-            total = int(db.execute(f"SELECT COUNT(*) FROM requests {where}", args).fetchone()[0])
-            rows = db.execute(
-                f"SELECT * FROM requests {where} ORDER BY created_at, request_id LIMIT ? OFFSET ?",
-                [*args, limit, offset],
-            ).fetchall()
-        return [Request.from_row(row) for row in rows], total
+        clauses, args = [], []
+        for column, value in (("status", status), ("client", client)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.db.read() as tx:
+            total = tx.one(f"SELECT COUNT(*) AS n FROM requests {where}", *args)
+            rows = tx.all(
+                f"{SELECT} {where} ORDER BY created_at, request_id LIMIT ? OFFSET ?",
+                *args,
+                limit,
+                offset,
+            )
+        return [Request.from_row(row) for row in rows], int((total or {"n": 0})["n"])
 
     def counts(self) -> dict[str, int]:
-        with self._connect() as db:
-            rows = db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status").fetchall()
-        found = {str(row[0]): int(row[1]) for row in rows}
+        with self.db.read() as tx:
+            rows = tx.all("SELECT status, COUNT(*) AS n FROM requests GROUP BY status")
+        found = {str(row["status"]): int(row["n"]) for row in rows}
         return {status: found.get(status, 0) for status in STATUSES}
 
     def leases(self) -> list[Request]:
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT * FROM requests WHERE lease_owner IS NOT NULL ORDER BY claimed_at"
-            ).fetchall()
+        with self.db.read() as tx:
+            rows = tx.all(f"{SELECT} WHERE lease_owner IS NOT NULL ORDER BY claimed_at")
         return [Request.from_row(row) for row in rows]
 
+    def history(self, request_id: str | None = None) -> list[Lease]:
+        """The lease history of one request (by request or run id), or of every request."""
+        with self.db.read() as tx:
+            if request_id is None:
+                rows = tx.all("SELECT * FROM lease_history ORDER BY claimed_at, id")
+            else:
+                rid = self._get(tx, request_id).request_id
+                rows = tx.all(
+                    "SELECT * FROM lease_history WHERE request_id = ? ORDER BY attempt, id", rid
+                )
+        return [Lease(**{k: v for k, v in row.items() if k != "id"}) for row in rows]
+
     def delete(self, request_id: str) -> Request:
-        with self._write() as db:
-            request = self._locked_get(db, request_id)
+        with self.db.write() as tx:
+            request = self._get(tx, request_id)
             if request.status not in TERMINAL:
                 raise ConflictError(
                     f"request {request.request_id} is {request.status}",
                     hint="only succeeded, failed or cancelled requests can be deleted; "
                     "cancel it first",
                 )
-            db.execute("DELETE FROM requests WHERE request_id = ?", (request.request_id,))
+            tx.run("DELETE FROM lease_history WHERE request_id = ?", request.request_id)
+            tx.run("DELETE FROM requests WHERE request_id = ?", request.request_id)
         return request
 
     # -- worker side ------------------------------------------------------------------
 
     def claim(self, owner: str, lease_seconds: float) -> Request | None:
         """Lease the most urgent queued request whose container and namespace are free."""
-        with self._write() as db:
-            busy = db.execute(
-                "SELECT container_key, namespace_key FROM requests WHERE status IN (?, ?)", ACTIVE
-            ).fetchall()
-            containers = {row[0] for row in busy}
-            namespaces = {row[1] for row in busy}
-            for row in db.execute(
+        with self.db.read() as tx:
+            # most polls find nothing: only take the write lock when there is something
+            if tx.one("SELECT 1 AS found FROM requests WHERE status = 'queued' LIMIT 1") is None:
+                return None
+        with self.db.write() as tx:
+            busy = tx.all(
+                "SELECT container_key, namespace_key FROM requests WHERE status IN (?, ?)",
+                *ACTIVE,
+            )
+            containers = {row["container_key"] for row in busy}
+            namespaces = {row["namespace_key"] for row in busy}
+            for row in tx.all(
                 "SELECT request_id, container_key, namespace_key FROM requests "
                 "WHERE status = 'queued' ORDER BY priority DESC, created_at, request_id"
-            ).fetchall():
-                if row[1] in containers or row[2] in namespaces:
+            ):
+                if row["container_key"] in containers or row["namespace_key"] in namespaces:
                     continue
                 stamp = now_iso()
-                db.execute(
+                tx.run(
                     "UPDATE requests SET status = 'leased', lease_owner = ?, "
-                    "lease_expires_at = ?, heartbeat_at = ?, claimed_at = ?, updated_at = ?, "
-                    "attempts = attempts + 1 WHERE request_id = ?",
-                    (owner, time.time() + lease_seconds, stamp, stamp, stamp, row[0]),
+                    "lease_expires_at = {now} + ?, heartbeat_at = ?, claimed_at = ?, "
+                    "updated_at = ?, attempts = attempts + 1 WHERE request_id = ?",
+                    owner,
+                    lease_seconds,
+                    stamp,
+                    stamp,
+                    stamp,
+                    row["request_id"],
                 )
-                return self._locked_get(db, str(row[0]))
+                request = self._get(tx, str(row["request_id"]))
+                tx.run(
+                    "INSERT INTO lease_history (request_id, attempt, owner, container_key, "
+                    "namespace_key, claimed_at) VALUES (?, ?, ?, ?, ?, {now})",
+                    request.request_id,
+                    request.attempts,
+                    owner,
+                    request.container_key,
+                    request.namespace_key,
+                )
+                return request
         return None
 
     def mark_running(self, request_id: str, owner: str, child_pid: int) -> None:
         stamp = now_iso()
-        with self._write() as db:
-            self._owned(db, request_id, owner)
-            db.execute(
+        with self.db.write() as tx:
+            self._owned(tx, request_id, owner)
+            tx.run(
                 "UPDATE requests SET status = 'running', child_pid = ?, "
                 "started_at = COALESCE(started_at, ?), updated_at = ? WHERE request_id = ?",
-                (child_pid, stamp, stamp, request_id),
+                child_pid,
+                stamp,
+                stamp,
+                request_id,
             )
 
     def heartbeat(self, request_id: str, owner: str, lease_seconds: float) -> str | None:
         """Extend the lease; returns the pending control (cancel or pause), if any."""
-        with self._write() as db:
-            request = self._owned(db, request_id, owner)
-            db.execute(
-                "UPDATE requests SET lease_expires_at = ?, heartbeat_at = ? WHERE request_id = ?",
-                (time.time() + lease_seconds, now_iso(), request_id),
+        with self.db.write() as tx:
+            request = self._owned(tx, request_id, owner)
+            tx.run(
+                "UPDATE requests SET lease_expires_at = {now} + ?, heartbeat_at = ? "
+                "WHERE request_id = ?",
+                lease_seconds,
+                now_iso(),
+                request_id,
             )
         return request.control
 
@@ -310,44 +334,47 @@ class RunQueue:
         """Leave the lease with the request's next status (terminal, paused or queued)."""
         stamp = now_iso()
         terminal = status in TERMINAL
-        with self._write() as db:
-            self._owned(db, request_id, owner)
-            db.execute(
+        with self.db.write() as tx:
+            request = self._owned(tx, request_id, owner)
+            tx.run(
                 "UPDATE requests SET status = ?, lease_owner = NULL, lease_expires_at = NULL, "
                 "child_pid = NULL, control = NULL, updated_at = ?, finished_at = ?, "
                 "error = COALESCE(?, error), manifest = COALESCE(?, manifest) "
                 "WHERE request_id = ?",
-                (
-                    status,
-                    stamp,
-                    stamp if terminal else None,
-                    _dumps(error),
-                    _dumps(manifest),
-                    request_id,
-                ),
+                status,
+                stamp,
+                stamp if terminal else None,
+                _dumps(error),
+                _dumps(manifest),
+                request_id,
             )
+            self._end_lease(tx, request, status)
 
     def requeue_expired(self) -> list[str]:
         """Give every request whose lease ran out back to the queue (or to its control)."""
         requeued: list[str] = []
         stamp = now_iso()
-        with self._write() as db:
-            rows = db.execute(
-                "SELECT request_id, control FROM requests WHERE status IN (?, ?) "
-                "AND lease_expires_at < ?",
-                (*ACTIVE, time.time()),
-            ).fetchall()
-            for request_id, control in rows:
+        with self.db.write() as tx:
+            rows = tx.all(
+                f"{SELECT} WHERE status IN (?, ?) AND lease_expires_at < {{now}}", *ACTIVE
+            )
+            for row in rows:
+                request = Request.from_row(row)
                 # the run is dead either way; a pending cancel or pause still wins
-                status = {"cancel": "cancelled", "pause": "paused"}.get(control, "queued")
-                db.execute(
+                status = {"cancel": "cancelled", "pause": "paused"}.get(
+                    request.control or "", "queued"
+                )
+                tx.run(
                     "UPDATE requests SET status = ?, lease_owner = NULL, "
                     "lease_expires_at = NULL, child_pid = NULL, control = NULL, "
-                    "updated_at = ?, finished_at = CASE WHEN ? = 'cancelled' THEN ? END "
-                    "WHERE request_id = ?",
-                    (status, stamp, status, stamp, request_id),
+                    "updated_at = ?, finished_at = ? WHERE request_id = ?",
+                    status,
+                    stamp,
+                    stamp if status == "cancelled" else None,
+                    request.request_id,
                 )
-                requeued.append(str(request_id))
+                self._end_lease(tx, request, "expired")
+                requeued.append(request.request_id)
         return requeued
 
     # -- controls ---------------------------------------------------------------------
@@ -355,58 +382,73 @@ class RunQueue:
     def control(self, request_id: str, action: str, payload: dict[str, Any]) -> Request:
         """Apply cancel, pause or resume; an active request gets a pending control."""
         stamp = now_iso()
-        with self._write() as db:
-            request = self._locked_get(db, request_id)
+        with self.db.write() as tx:
+            request = self._get(tx, request_id)
             rid, status = request.request_id, request.status
             if action == "resume":
                 if status != "paused":
                     raise ConflictError(
                         f"request {rid} is {status}", hint="only a paused request can be resumed"
                     )
-                db.execute(
+                tx.run(
                     "UPDATE requests SET status = 'queued', updated_at = ? WHERE request_id = ?",
-                    (stamp, rid),
+                    stamp,
+                    rid,
                 )
             elif status in TERMINAL:
                 raise ConflictError(f"request {rid} is already {status}", hint="nothing to stop")
             elif status in ACTIVE:
                 if action == "pause" and request.control == "cancel":
                     raise ConflictError(f"request {rid} is being cancelled")
-                db.execute(
+                tx.run(
                     "UPDATE requests SET control = ?, cancel = COALESCE(?, cancel), "
                     "updated_at = ? WHERE request_id = ?",
-                    (action, _dumps(payload) if action == "cancel" else None, stamp, rid),
+                    action,
+                    _dumps(payload) if action == "cancel" else None,
+                    stamp,
+                    rid,
                 )
             elif action == "cancel":
-                db.execute(
+                tx.run(
                     "UPDATE requests SET status = 'cancelled', cancel = ?, finished_at = ?, "
                     "updated_at = ? WHERE request_id = ?",
-                    (_dumps(payload), stamp, stamp, rid),
+                    _dumps(payload),
+                    stamp,
+                    stamp,
+                    rid,
                 )
             elif status == "queued":
-                db.execute(
+                tx.run(
                     "UPDATE requests SET status = 'paused', updated_at = ? WHERE request_id = ?",
-                    (stamp, rid),
+                    stamp,
+                    rid,
                 )
             else:
                 raise ConflictError(f"request {rid} is already paused")
-            return self._locked_get(db, rid)
+            return self._get(tx, rid)
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _locked_get(self, db: sqlite3.Connection, request_id: str) -> Request:
-        row = db.execute(
-            "SELECT * FROM requests WHERE request_id = ? OR run_id = ?", (request_id, request_id)
-        ).fetchone()
+    def _get(self, tx: Tx, request_id: str) -> Request:
+        row = tx.one(f"{SELECT} WHERE request_id = ? OR run_id = ?", request_id, request_id)
         if row is None:
             raise NotFoundError(f"no request {request_id!r}", hint="list them with GET /runs")
         return Request.from_row(row)
 
-    def _owned(self, db: sqlite3.Connection, request_id: str, owner: str) -> Request:
-        request = self._locked_get(db, request_id)
+    def _owned(self, tx: Tx, request_id: str, owner: str) -> Request:
+        request = self._get(tx, request_id)
         if request.lease_owner != owner or request.status not in ACTIVE:
             raise LeaseLostError(
                 f"worker {owner} no longer holds the lease on request {request_id}",
                 hint="it expired and was requeued; the newer attempt owns the run",
             )
         return request
+
+    def _end_lease(self, tx: Tx, request: Request, outcome: str) -> None:
+        tx.run(
+            "UPDATE lease_history SET ended_at = {now}, outcome = ? "
+            "WHERE request_id = ? AND attempt = ? AND ended_at IS NULL",
+            outcome,
+            request.request_id,
+            request.attempts,
+        )

@@ -17,6 +17,7 @@ from typing import Any
 from gepa_cli.config import GepaConfig, config_from_dict, load_config
 from gepa_cli.errors import ConfigError
 from gepa_cli.service.errors import BadRequestError, ConflictError, PathNotAllowedError
+from gepa_cli.service.keys import KeyRing
 from gepa_cli.service.queue import Request, RunQueue
 
 if sys.version_info >= (3, 11):
@@ -27,15 +28,19 @@ else:  # pragma: no cover - exercised only on 3.10
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    db_path: Path
+    db: str  # a SQLite file path or a postgresql:// URL
     output_dir: Path
     allowed_roots: tuple[Path, ...]
     worker_id: str = "worker"
     workers: int = 1
-    api_key: str | None = None
+    keys: KeyRing = field(default_factory=KeyRing)
     lease_seconds: float = 30.0
     poll_seconds: float = 0.2
     keepalive_seconds: float = 15.0
+    # a worker not seen for this long is stale (None: the lease time)
+    stale_seconds: float | None = None
+    # how long running children get to stop at a safe point when the service stops
+    shutdown_grace_seconds: float = 10.0
     # runs' stdout/stderr logs and submitted config files live here
     data_dir: Path = field(default=Path(".gepa-service"))
 
@@ -46,6 +51,10 @@ class ServiceSettings:
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def stale_after(self) -> float:
+        return self.stale_seconds if self.stale_seconds is not None else self.lease_seconds
 
 
 def confine(path: str | Path, roots: tuple[Path, ...], what: str = "path") -> Path:
@@ -79,7 +88,9 @@ def new_run_id() -> str:
     return f"svc-{stamp}-{secrets.token_hex(4)}"
 
 
-def submit(queue: RunQueue, settings: ServiceSettings, body: dict[str, Any]) -> Request:
+def submit(
+    queue: RunQueue, settings: ServiceSettings, body: dict[str, Any], client: str | None = None
+) -> Request:
     """Validate a ``POST /runs`` body and queue it; raises before queueing on any problem."""
     config_path, config_toml = body.get("config_path"), body.get("config_toml")
     if (config_path is None) == (config_toml is None):
@@ -123,6 +134,7 @@ def submit(queue: RunQueue, settings: ServiceSettings, body: dict[str, Any]) -> 
         namespace_key=namespace_key(config),
         priority=int(body.get("priority") or 0),
         auto_start=bool(body.get("auto_start", True)),
+        client=client,
     )
     return request
 

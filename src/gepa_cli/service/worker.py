@@ -4,7 +4,14 @@ A run never executes inside the service process: a child (`gepa run --json`, or
 `gepa resume RUN_DIR --json` when the run directory already has a checkpoint) does the
 work, so a crash of the run cannot take the service down, and a killed service takes
 its children with it (Linux: PR_SET_PDEATHSIG), leaving no orphan writing a run dir
-that a restarted service is about to resume.
+that a restarted service is about to resume. A worker that cannot renew its lease (its
+database is gone) stops its child before the lease runs out, so a run taken over by
+another host is never written by two.
+
+Shutdown: `WorkerPool.begin_shutdown` stops every worker from claiming and asks each
+running child to stop at its next safe point (SIGTERM: checkpoint, manifest, exit);
+a child still running after the grace period is killed. Either way its request goes
+back to the queue, and the next worker resumes it from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,11 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from gepa_cli.artifacts import layout
+from gepa_cli.artifacts.liveness import LockInfo, pid_alive, read_lock
 from gepa_cli.artifacts.schema import Manifest, read_document
 from gepa_cli.errors import GepaCliError
 from gepa_cli.runner import RunResult, summary
 from gepa_cli.runner.control import request_stop
+from gepa_cli.service.db import DatabaseUnavailableError
 from gepa_cli.service.errors import LeaseLostError
+from gepa_cli.service.metrics import RunMeter, ServiceMetrics
+from gepa_cli.service.progress import FeedProgress
 from gepa_cli.service.queue import Request, RunQueue
 from gepa_cli.service.submit import ServiceSettings
 
@@ -37,7 +49,9 @@ log = logging.getLogger("gepa_cli.service")
 STOP_REASON = {"cancel": "cancelled", "pause": "paused"}
 # how a run that stopped cleanly (exit 0) leaves its request
 STOPPED_STATUS = {"cancelled": "cancelled", "paused": "paused", "stop_file": "paused"}
-SHUTDOWN_GRACE_SECONDS = 10.0
+# a worker that could not renew its lease for this share of it stops its run: the lease
+# is about to expire and another worker will take the run over
+SELF_FENCE = 0.8
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:
@@ -86,15 +100,38 @@ def child_argv(request: Request, settings: ServiceSettings, resume: bool) -> lis
     ]
 
 
-def _read_manifest(run_dir: Path, since: float) -> Manifest | None:
-    """The run's manifest if this attempt wrote it (modified at or after ``since``)."""
-    path = run_dir / layout.MANIFEST
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """Which version of a file this is: manifests are replaced whole (a new inode), so
+    a changed stamp means a new write, whatever the clocks of the hosts sharing it."""
     try:
-        if path.stat().st_mtime < since:
-            return None  # left by an earlier attempt: says nothing about this one
-        return read_document(path, Manifest)
-    except (OSError, GepaCliError):
+        stat = path.stat()
+    except OSError:
         return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _read_manifest(run_dir: Path, before: tuple[int, int, int] | None = None) -> Manifest | None:
+    """The run's manifest, unless it is still the one stamped ``before`` this attempt."""
+    path = run_dir / layout.MANIFEST
+    stamp = _stamp(path)
+    if stamp is None or (before is not None and stamp == before):
+        return None  # none, or left by an earlier attempt: says nothing about this one
+    try:
+        return read_document(path, Manifest)
+    except GepaCliError:
+        return None
+
+
+def take_over_lock(run_dir: Path, host: str) -> LockInfo | None:
+    """Remove the run lock a run on another host left: the queue gave us its lease after
+    the old one expired (and that host's worker stops its child once it cannot renew),
+    so the lock is a dead run's. A lock of this host is left to the run lock's own
+    liveness check. Returns the lock removed, if any."""
+    lock = read_lock(run_dir)
+    if lock is None or lock.host == host:
+        return None
+    (run_dir / layout.LOCK).unlink(missing_ok=True)
+    return lock
 
 
 def _summary(run_dir: Path, manifest: Manifest | None) -> dict[str, Any] | None:
@@ -122,10 +159,18 @@ def _error(manifest: Manifest | None, returncode: int, log: Path) -> dict[str, A
 class Executor:
     """Runs one leased request to its end (or until the lease is lost or we shut down)."""
 
-    def __init__(self, queue: RunQueue, settings: ServiceSettings, stopping: threading.Event):
+    def __init__(
+        self,
+        queue: RunQueue,
+        settings: ServiceSettings,
+        stopping: threading.Event,
+        metrics: ServiceMetrics | None = None,
+    ):
         self.queue = queue
         self.settings = settings
         self.stopping = stopping
+        self.metrics = metrics or ServiceMetrics()
+        self.host = socket.gethostname()
         self.current: dict[str, str] = {}  # owner -> request id, for /status
 
     def execute(self, request: Request, owner: str) -> None:
@@ -143,15 +188,23 @@ class Executor:
         if not resume and run_dir.exists():
             # an attempt that died before its first checkpoint: nothing to keep
             shutil.rmtree(run_dir)
-        done = _read_manifest(run_dir, 0.0) if resume else None
+        done = _read_manifest(run_dir) if resume else None
         if done is not None and done.state == "finished":
             # the run ended but the service died before recording it
-            self.queue.finish(
-                request.request_id, owner, "succeeded", manifest=_summary(run_dir, done)
-            )
+            self._finish(request, owner, "succeeded", manifest=_summary(run_dir, done))
             return
+        if resume and (taken := take_over_lock(run_dir, self.host)) is not None:
+            log.warning(
+                "request %s: taking over run %s from %s (pid %d), whose lease expired",
+                request.request_id,
+                request.run_id,
+                taken.host,
+                taken.pid,
+            )
         settings.log_dir.mkdir(parents=True, exist_ok=True)
-        started = time.time()
+        before = _stamp(run_dir / layout.MANIFEST)
+        meter = RunMeter(FeedProgress(run_dir), self.metrics)
+        meter.observe()  # what earlier attempts did is not this execution's work
         stem = settings.log_dir / request.request_id
         with open(f"{stem}.out", "ab") as out, open(f"{stem}.err", "ab") as err:
             proc = subprocess.Popen(
@@ -165,34 +218,61 @@ class Executor:
             )
         try:
             self.queue.mark_running(request.request_id, owner, proc.pid)
-            returncode, stop_sent = self._supervise(proc, request, owner, run_dir)
+            returncode, stop_sent = self._supervise(proc, request, owner, run_dir, meter)
         except BaseException:
             _terminate(proc)
             raise
-        outcome = (returncode, stop_sent, started)
-        self._record(request, owner, run_dir, outcome, Path(f"{stem}.err"))
+        self._record(request, owner, run_dir, (returncode, stop_sent, before), Path(f"{stem}.err"))
 
     def _supervise(
-        self, proc: subprocess.Popen[bytes], request: Request, owner: str, run_dir: Path
+        self,
+        proc: subprocess.Popen[bytes],
+        request: Request,
+        owner: str,
+        run_dir: Path,
+        meter: RunMeter,
     ) -> tuple[int, str | None]:
         """The child's exit code and the control (cancel or pause) sent to it, if any."""
         lease = self.settings.lease_seconds
         tick = min(0.25, lease / 4)
-        beat_every, last_beat = lease / 3, time.monotonic()
+        beat_every = lease / 3
+        renewed = last_beat = last_look = time.monotonic()
         stop_sent: str | None = None
         control = request.control
         while True:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                return proc.wait(timeout=tick), stop_sent
+                code = proc.wait(timeout=tick)
+                meter.observe()
+                return code, stop_sent
             if self.stopping.is_set():
                 # checkpoint and exit; the request goes back to the queue for a resume
-                _terminate(proc, grace=SHUTDOWN_GRACE_SECONDS)
+                _terminate(proc, grace=self.settings.shutdown_grace_seconds)
+                meter.observe()
                 return proc.wait(), stop_sent
-            if time.monotonic() - last_beat >= beat_every:
-                control = self.queue.heartbeat(request.request_id, owner, lease)
-                last_beat = time.monotonic()
-            else:
-                control = self.queue.get(request.request_id).control
+            try:
+                if time.monotonic() - last_beat >= beat_every:
+                    last_beat = time.monotonic()
+                    control = self.queue.heartbeat(request.request_id, owner, lease)
+                    renewed = time.monotonic()
+                    self.queue.workers.beat(owner, self.host, "busy", request.request_id)
+                else:
+                    control = self.queue.get(request.request_id).control
+            except DatabaseUnavailableError as lost:
+                if time.monotonic() - renewed < SELF_FENCE * lease:
+                    log.warning("request %s: %s; retrying", request.request_id, lost.one_line())
+                    continue
+                _terminate(proc)
+                raise LeaseLostError(
+                    f"worker {owner} could not renew its lease on request "
+                    f"{request.request_id} for {SELF_FENCE * lease:.1f}s and stopped its run",
+                    hint="another worker resumes it once the lease expires",
+                ) from None
+            except LeaseLostError:
+                _terminate(proc)
+                raise
+            if time.monotonic() - last_look >= 1.0:
+                last_look = time.monotonic()
+                meter.observe()
             # STOP only once the run owns its directory: an early file would make
             # the fresh run refuse a non-empty directory
             if control and stop_sent is None and (run_dir / layout.LOCK).exists():
@@ -204,26 +284,30 @@ class Executor:
         request: Request,
         owner: str,
         run_dir: Path,
-        outcome: tuple[int, str | None, float],
+        outcome: tuple[int, str | None, tuple[int, int, int] | None],
         stderr_path: Path,
     ) -> None:
-        returncode, stop_sent, started = outcome
-        manifest = _read_manifest(run_dir, started)
+        returncode, stop_sent, before = outcome
+        manifest = _read_manifest(run_dir, before)
         facts = _summary(run_dir, manifest)
-        if self.stopping.is_set() and returncode != 0:
-            self.queue.finish(request.request_id, owner, "queued", manifest=facts)
-            return
-        if returncode == 0 and manifest is not None:
-            if manifest.state == "stopped":
-                # the service's own cancel or pause says why, whatever the run recorded
-                reason = STOP_REASON.get(stop_sent or "", str(manifest.stopped_by))
-                status = STOPPED_STATUS.get(reason, "paused")
-            else:
-                status = "succeeded"
-            self.queue.finish(request.request_id, owner, status, manifest=facts)
-            return
-        error = _error(manifest, returncode, stderr_path)
-        self.queue.finish(request.request_id, owner, "failed", error=error, manifest=facts)
+        if returncode == 0 and manifest is not None and manifest.state == "finished":
+            self._finish(request, owner, "succeeded", manifest=facts)
+        elif self.stopping.is_set() and stop_sent is None:
+            # stopped (or killed) by our shutdown, not by its own failure: a worker
+            # resumes it from its last checkpoint
+            self._finish(request, owner, "queued", manifest=facts)
+            self.metrics.requeues.labels("shutdown").inc()
+        elif returncode == 0 and manifest is not None and manifest.state == "stopped":
+            # the service's own cancel or pause says why, whatever the run recorded
+            reason = STOP_REASON.get(stop_sent or "", str(manifest.stopped_by))
+            self._finish(request, owner, STOPPED_STATUS.get(reason, "paused"), manifest=facts)
+        else:
+            error = _error(manifest, returncode, stderr_path)
+            self._finish(request, owner, "failed", error=error, manifest=facts)
+
+    def _finish(self, request: Request, owner: str, status: str, **fields: Any) -> None:
+        self.queue.finish(request.request_id, owner, status, **fields)
+        self.metrics.runs_finished.labels(status).inc()
 
 
 def _terminate(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
@@ -243,15 +327,20 @@ def _terminate(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
 class WorkerPool:
     """``workers`` threads claiming from the queue, plus on-demand `run_next` claims."""
 
-    def __init__(self, queue: RunQueue, settings: ServiceSettings) -> None:
+    def __init__(
+        self, queue: RunQueue, settings: ServiceSettings, metrics: ServiceMetrics | None = None
+    ) -> None:
         self.queue = queue
         self.settings = settings
+        self.metrics = metrics or ServiceMetrics()
         self.stopping = threading.Event()
         self.wake = threading.Event()
-        self.executor = Executor(queue, settings, self.stopping)
+        self.executor = Executor(queue, settings, self.stopping, self.metrics)
+        self.host = self.executor.host
         self.threads: list[threading.Thread] = []
         self._manual = 0
         self._lock = threading.Lock()
+        self._reaped = 0.0
 
     def owners(self) -> list[str]:
         # the pid keeps two services started with one --worker-id from sharing a lease
@@ -259,45 +348,83 @@ class WorkerPool:
         return [f"{prefix}-{index}" for index in range(self.settings.workers)]
 
     def start(self) -> None:
-        self.queue.requeue_expired()
+        self.reap()
+        self.queue.workers.forget_dead(self.host, pid_alive, self.settings.stale_after)
         for owner in self.owners():
+            self.queue.workers.beat(owner, self.host, "idle", None)
             thread = threading.Thread(target=self._loop, args=(owner,), name=owner, daemon=True)
             thread.start()
             self.threads.append(thread)
 
-    def stop(self) -> None:
+    def begin_shutdown(self) -> None:
+        """Stop claiming; running children are asked to stop at a safe point."""
         self.stopping.set()
         self.wake.set()
+
+    def stop(self) -> None:
+        self.begin_shutdown()
         for thread in self.threads:
-            thread.join(timeout=SHUTDOWN_GRACE_SECONDS + 5)
+            # a child gets the grace period, then is killed; its request is then requeued
+            thread.join(timeout=self.settings.shutdown_grace_seconds + 5)
+        for owner in self.owners():
+            with contextlib.suppress(DatabaseUnavailableError):
+                self.queue.workers.gone(owner)
 
     def notify(self) -> None:
         self.wake.set()
 
+    def reap(self) -> list[str]:
+        """Requeue expired leases (any process's: a dead service's work comes back)."""
+        self._reaped = time.monotonic()
+        requeued = self.queue.requeue_expired()
+        if requeued:
+            self.metrics.lease_expiries.inc(len(requeued))
+            self.metrics.requeues.labels("expired").inc(len(requeued))
+            log.warning("requeued %d request(s) whose lease expired", len(requeued))
+        return requeued
+
     def run_next(self) -> Request | None:
         """Claim one request now and run it on its own thread; None if nothing is ready."""
+        if self.stopping.is_set():
+            return None
         with self._lock:
             self._manual += 1
             owner = f"{self.settings.worker_id}/{os.getpid()}-manual-{self._manual}"
         request = self.queue.claim(owner, self.settings.lease_seconds)
         if request is not None:
-            thread = threading.Thread(
-                target=self.executor.execute, args=(request, owner), name=owner, daemon=True
-            )
+            self.queue.workers.beat(owner, self.host, "busy", request.request_id)
+
+            def work() -> None:
+                try:
+                    self.executor.execute(request, owner)
+                finally:
+                    with contextlib.suppress(DatabaseUnavailableError):
+                        self.queue.workers.gone(owner)
+
+            thread = threading.Thread(target=work, name=owner, daemon=True)
             thread.start()
             self.threads.append(thread)
         return request
 
     def _loop(self, owner: str) -> None:
-        # every worker also reaps expired leases, so a dead service's work comes back
-        # without anyone calling /worker/recover
+        beat_every = min(self.settings.lease_seconds, self.settings.stale_after) / 3
+        last_beat = time.monotonic()
         while not self.stopping.is_set():
             try:
-                self.queue.requeue_expired()
+                # every worker also reaps expired leases, so a dead service's work comes
+                # back without anyone calling /worker/recover
+                if time.monotonic() - self._reaped >= min(1.0, self.settings.lease_seconds / 4):
+                    self.reap()
                 request = self.queue.claim(owner, self.settings.lease_seconds)
                 if request is not None:
+                    self.queue.workers.beat(owner, self.host, "busy", request.request_id)
                     self.executor.execute(request, owner)
+                    self.queue.workers.beat(owner, self.host, "idle", None)
+                    last_beat = time.monotonic()
                     continue
+                if time.monotonic() - last_beat >= beat_every:
+                    self.queue.workers.beat(owner, self.host, "idle", None)
+                    last_beat = time.monotonic()
             except Exception:
                 log.exception("worker %s: unexpected error; retrying", owner)
             self.wake.wait(self.settings.poll_seconds)

@@ -28,10 +28,11 @@ Rules (docs/querying.md repeats them for users):
   counts each cache lookup when it happens, while its ledgers hold what committed: work
   dropped at a stop, or redone after a resume, was looked up more than once, so there
   every count is only required to be at least the ledger's.
-- checkpoint.agrees_with_events: format is gepa_cli.run.checkpoint.v1; each ledger
-  offset is within its file (bytes <= size, at a line end, lines <= complete rows);
-  next_seq <= events rows, equals the events.jsonl offset lines and
-  engine.next_event_index, and the event at seq next_seq-1 is a `checkpoint`.
+- checkpoint.agrees_with_events: format is gepa_cli.run.checkpoint.v2 (or v1); each
+  ledger offset is within its file (bytes <= size, at a line end, lines <= complete
+  rows); next_seq <= events rows and equals the events.jsonl offset lines; the engine
+  snapshot file it names exists with the recorded size (v1: the inline snapshot's
+  next_event_index equals next_seq); and the event at seq next_seq-1 is a `checkpoint`.
 
 Manifest and cache checks need the end-of-run files, so they are skipped for runs
 that have no manifest or are running (a resumed run keeps its old manifest).
@@ -40,10 +41,16 @@ that have no manifest or are running (a resumed run keeps its old manifest).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from gepa_cli.artifacts import layout
-from gepa_cli.artifacts.schema import CHECKPOINT_FORMAT, CacheProfileDoc, Manifest
+from gepa_cli.artifacts.schema import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_FORMATS,
+    CacheProfileDoc,
+    Manifest,
+)
 from gepa_cli.workspace.discover import RunFiles
 from gepa_cli.workspace.facts import RunFacts
 
@@ -307,7 +314,7 @@ def checkpoint_check(run: RunFiles, facts: RunFacts, finished: bool) -> Invarian
             )
         return Invariant(name, "skipped", "no checkpoint.json yet")
     problems = []
-    if cp.format != CHECKPOINT_FORMAT:
+    if cp.format not in CHECKPOINT_FORMATS:
         problems.append(f"format is {cp.format!r}, expected {CHECKPOINT_FORMAT}")
     rows = {
         layout.EVENTS: facts.events,
@@ -331,12 +338,30 @@ def checkpoint_check(run: RunFiles, facts: RunFacts, finished: bool) -> Invarian
     events_offset = cp.ledgers.get(layout.EVENTS)
     if events_offset is not None and events_offset.lines != next_seq:
         problems.append(f"events.jsonl offset {events_offset.lines} lines != next_seq {next_seq}")
-    engine_next = cp.engine.get("next_event_index")
-    if engine_next is not None and engine_next != next_seq:
-        problems.append(f"engine.next_event_index {engine_next} != next_seq {next_seq}")
+    if cp.snapshot is not None:
+        # the size only: cheap, and enough to name a snapshot that was swapped or cut
+        snapshot_size = _size(run.path / cp.snapshot.file)
+        if snapshot_size != cp.snapshot.bytes:
+            found = "is missing" if snapshot_size is None else f"has {snapshot_size} bytes"
+            problems.append(
+                f"{cp.snapshot.file} {found}, the checkpoint recorded {cp.snapshot.bytes}"
+            )
+    elif cp.engine is not None:  # a v1 checkpoint: the snapshot inline
+        engine_next = cp.engine.get("next_event_index")
+        if engine_next is not None and engine_next != next_seq:
+            problems.append(f"engine.next_event_index {engine_next} != next_seq {next_seq}")
+    else:
+        problems.append("names no engine snapshot")
     if next_seq > 0 and (next_seq - 1) not in facts.type_at:
         problems.append(f"the event at seq {next_seq - 1} is not a checkpoint event")
     return _verdict(name, problems, f"next_seq {next_seq}")
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
 
 
 def _at_line_end(run: RunFiles, ledger: str, nbytes: int) -> bool:

@@ -1,0 +1,1 @@
+"""The service's routers: runs (submit, inspect, control, stream), results, operations."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console, RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn
 from rich.table import Column
 from rich.text import Text
@@ -87,6 +87,27 @@ class _PhaseColumn(ProgressColumn):
         return Text(self.phase(), style="dim")
 
 
+class _Parts:
+    """Facts joined by " · ", wrapped between facts, never inside one."""
+
+    SEPARATOR = " · "
+    INDENT = "  "
+
+    def __init__(self, parts: list[str]) -> None:
+        self.parts = parts
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(options.max_width, 20)
+        line = self.INDENT
+        for part in self.parts:
+            joined = part if line == self.INDENT else self.SEPARATOR + part
+            if line != self.INDENT and len(line) + len(joined) > width:
+                yield Text(line)
+                line, joined = self.INDENT, part
+            line += joined
+        yield Text(line, overflow="fold")
+
+
 class _TwoLines(Progress):
     """A progress bar with a second line, both brought up to date at every refresh."""
 
@@ -97,9 +118,10 @@ class _TwoLines(Progress):
         *args: Any,
         **kw: Any,
     ) -> None:
-        super().__init__(*args, **kw)
+        # set first: the base class renders once while it is built
         self.before_render = before_render
         self.second_line = second_line
+        super().__init__(*args, **kw)
 
     def get_renderables(self) -> Iterable[RenderableType]:
         self.before_render()
@@ -172,7 +194,7 @@ class ProgressDisplay:
             return f"{calls} {int(max(waiting))}s"
         return counts.phase
 
-    def stats_line(self) -> Text:
+    def stats_line(self) -> RenderableType:
         counts, live = self.counts, self.live_stats()
         best = "-" if counts.best is None else f"{counts.best:.3f}"
         outcomes = ", ".join(
@@ -187,10 +209,11 @@ class ProgressDisplay:
         ]
         if live.cache_hits:
             parts.append(f"{live.cache_hits} cache hits")
-        return Text("  " + " · ".join(parts), overflow="fold")
+        return _Parts(parts)
 
     def _show(self) -> None:
-        self.progress.update(self.task, completed=self.completed())
+        if getattr(self, "task", None) is not None:  # not while the display is being built
+            self.progress.update(self.task, completed=self.completed())
 
     def render(self) -> RenderableType:
         """What the display shows now (as the terminal would get it at a refresh)."""

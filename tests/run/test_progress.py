@@ -1,0 +1,140 @@
+"""The progress display of `gepa run` (issue 20 item 6, issue 19's progress bullet):
+best score, candidates, proposals by outcome and spend next to the rollout bar; it
+fits 80 columns without cutting the count or the clock, moves during a long proposal
+and during the seed validation, and ends on the run's real totals."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from rich.console import Console
+
+from gepa_cli.runner import GepaRun
+from gepa_cli.runner.progress import LiveStats, ProgressDisplay
+from support.cli import run_cli
+from support.task_dir import make_task_dir
+
+ELAPSED = 3 * 3600 + 12 * 60 + 5  # 3:12:05
+
+
+def event(event_type: str, **data: Any) -> Mapping[str, Any]:
+    return {"type": event_type, "data": data}
+
+
+def shown(display: ProgressDisplay, width: int) -> list[str]:
+    console = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+    console.print(display.render())
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    return [line.rstrip() for line in text.splitlines()]
+
+
+class Live:
+    """Live stats a test can change between two looks at the display."""
+
+    def __init__(self) -> None:
+        self.stats = LiveStats()
+
+    def __call__(self) -> LiveStats:
+        return self.stats
+
+
+def busy_display(live: Live) -> ProgressDisplay:
+    display = ProgressDisplay(
+        Console(file=io.StringIO()), 1500, live, lambda: ELAPSED, auto_refresh=False
+    )
+    for item in (
+        event("run.started"),
+        *[event("candidate.registered") for _ in range(12)],
+        event("frontier.updated", best_val_mean=0.61042),
+        event("budget.updated", rollouts={"total": 1234}),
+        event("proposal.completed"),
+        event("candidate.accepted", proposal_ids=["p0001"]),
+        event("proposal.completed"),
+        event("candidate.rejected", proposal_ids=["p0002"]),
+        event("proposal.completed"),
+        event("candidate.rejected", proposal_ids=["p0003"]),
+        event("proposal.failed", kind="rejection", reason="truncated"),
+        event("proposal.failed", kind="error", reason="timed out"),
+    ):
+        display.on_event(item)
+    return display
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_the_count_and_the_clock_are_never_cut(width: int) -> None:
+    live = Live()
+    live.stats = LiveStats(spent_usd=0.01234, cache_hits=3, proposing_seconds=(41.7,))
+    lines = shown(busy_display(live), width)
+    assert all(len(line) <= width for line in lines), lines
+    assert "1234/1500 rollouts" in lines[0] and "3:12:05" in lines[0], lines
+    stats = " ".join(line.strip() for line in lines[1:])
+    for part in ("best val 0.610", "12 candidates", "spent $0.0123", "3 cache hits"):
+        assert part in stats, lines
+
+
+def test_failed_and_rejected_proposals_are_shown() -> None:
+    lines = shown(busy_display(Live()), 200)
+    assert "5 proposals (1 accepted, 2 rejected, 1 unusable, 1 failed)" in lines[1]
+
+
+def test_it_moves_while_a_proposal_is_under_way() -> None:
+    live = Live()
+    display = busy_display(live)
+    live.stats = LiveStats(proposing_seconds=(35.2,))
+    first = shown(display, 80)
+    live.stats = LiveStats(proposing_seconds=(48.9,))
+    later = shown(display, 80)
+    assert "proposing 35s" in first[0] and "proposing 48s" in later[0]
+
+
+def test_it_moves_during_the_seed_validation() -> None:
+    live = Live()
+    display = ProgressDisplay(
+        Console(file=io.StringIO()), 200, live, lambda: 1.0, auto_refresh=False
+    )
+    display.on_event(event("run.started"))
+    assert "0/200 rollouts" in shown(display, 80)[0]
+    live.stats = LiveStats(rollouts_back=7)  # back from the container, not charged yet
+    assert "7/200 rollouts" in shown(display, 80)[0]
+    assert "validating the seed" in shown(display, 80)[0]
+
+
+def test_an_unknown_spend_reads_unknown() -> None:
+    live = Live()
+    live.stats = LiveStats(spent_usd=0.0, spent_known=False)
+    assert "spent unknown" in " ".join(shown(busy_display(live), 80))
+
+
+def test_its_last_numbers_are_the_runs_totals(tmp_path: Path) -> None:
+    config = make_task_dir(tmp_path / "task", cache={"mode": "off"})
+    run = GepaRun.from_toml(config, run_id="r", output_dir=tmp_path / "runs")
+    display = ProgressDisplay(
+        Console(file=io.StringIO()), 150, run.live_stats, run.elapsed_seconds, auto_refresh=False
+    )
+    run.on_event(display.on_event)
+    with display:
+        result = run.execute()
+    budget = result.manifest["budget"]
+    # heldout comes after the last checkpoint's budget.updated: it must be counted too
+    assert budget["rollouts"]["heldout"] > 0
+    lines = shown(display, 100)
+    assert f"{budget['rollouts']['total']}/150 rollouts" in lines[0]
+    assert f"{budget['proposals']} proposals" in lines[1]
+    assert f"{result.manifest['num_candidates']} candidates" in lines[1]
+    assert "done" in lines[0]
+
+
+def test_it_stays_quiet_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    config = make_task_dir(tmp_path / "task", cache={"mode": "off"})
+    result = run_cli(
+        "gepa", "run", "-c", str(config), "--run-id", "r", "--output-dir", str(tmp_path / "runs")
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("run r finished")  # the summary and nothing before it
+    assert "rollouts " not in result.stderr and "━" not in result.stderr
+    assert orjson.loads((tmp_path / "runs" / "r" / "manifest.json").read_bytes())

@@ -55,3 +55,13 @@ def test_the_budget_line_says_what_is_guaranteed() -> None:
     assert budget_line(capped) == "budget: up to 5 proposals (max_proposals)"
     unbounded = {**preview, "proposals": None, "limited_by": None}
     assert "no proposal limit" in budget_line(unbounded)
+
+
+def test_a_readonly_replay_needs_no_model() -> None:
+    config = REPO / "cookbooks" / "banking77" / "gepa.toml"
+    recording = REPO / "cookbooks" / "banking77" / "replay" / "cache"
+    env = {"GEPA_CLI_CACHE_MODE": "readonly", "GEPA_CLI_CACHE_PATH": str(recording)}
+    result = run_cli("gepa", "validate", "-c", str(config), env=env)
+    assert result.exit_code == 0, result.output
+    assert "policy: offline: not checked: [cache] mode is readonly" in result.stdout
+    assert "proposer: command {python} -m banking77_task.propose: not checked" in result.stdout

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import orjson
+import pytest
 from typer.testing import Result
 
 from support.cli import run_cli
@@ -58,9 +59,15 @@ def test_a_run_stopped_by_proposer_failures_reports_heldout_and_how_to_continue(
     assert orjson.loads((runs / "r" / "manifest.json").read_bytes())["state"] == "finished"
 
 
-def test_the_json_summary_comes_with_a_failed_run_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["sync_serial", "async_pipelined"])
+def test_the_json_summary_comes_with_a_failed_run_too(tmp_path: Path, mode: str) -> None:
     gepa = {"max_total_rollouts": 150, "max_consecutive_proposer_failures": 2}
-    config = make_task_dir(tmp_path / "task", gepa=gepa, cache={"mode": "off"})
+    config = make_task_dir(
+        tmp_path / "task",
+        gepa=gepa,
+        cache={"mode": "off"},
+        **{"gepa.pipeline": {"mode": mode}},
+    )
     (config.parent / "propose.py").write_text(DOWN)
     result = _run(config, tmp_path / "runs", "--json")
     assert result.exit_code == 1

@@ -32,8 +32,11 @@ SKIP_CONTAINER_OPTION = typer.Option(
 FEW_PROPOSALS = 3
 
 
+READONLY = "[cache] mode is readonly: a replay calls no model"
+
+
 async def _check_container(
-    config: GepaConfig, config_path: Path
+    config: GepaConfig, config_path: Path, *, check_models: bool
 ) -> tuple[dict[str, Any], EndpointCheck]:
     with tempfile.TemporaryDirectory(prefix="gepa-validate-") as log_dir:
         session = ContainerSession(
@@ -41,7 +44,11 @@ async def _check_container(
         )
         async with session:
             assert session.client is not None
-            policy = await check_policy(config, session.client, session.handshake.routes)
+            policy = (
+                await check_policy(config, session.client, session.handshake.routes)
+                if check_models
+                else EndpointCheck("policy", None, READONLY)
+            )
             return {"url": session.url, **session.handshake.summary()}, policy
 
 
@@ -130,8 +137,14 @@ def validate(
     container: dict[str, Any] | None = None
     checks: list[EndpointCheck] = []
     if not skip_container:
-        container, policy = asyncio.run(_check_container(loaded, config))
-        proposer = asyncio.run(check_proposer(loaded, config.resolve().parent))
+        # a readonly replay calls no model: there is nothing to reach
+        live = loaded.cache.mode != "readonly"
+        container, policy = asyncio.run(_check_container(loaded, config, check_models=live))
+        proposer = (
+            asyncio.run(check_proposer(loaded, config.resolve().parent))
+            if live
+            else EndpointCheck("proposer", None, READONLY)
+        )
         checks = [policy, proposer]
     modules = (
         len(container["target_modules"])

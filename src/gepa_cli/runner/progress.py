@@ -144,6 +144,7 @@ class ProgressDisplay:
     ) -> None:
         self.live_stats = live_stats
         self.counts = _Counts()
+        self._shown = 0
         self.total = total_rollouts
         clock = elapsed if elapsed is not None else self._task_elapsed
         self.progress = _TwoLines(
@@ -182,7 +183,11 @@ class ProgressDisplay:
         if counts.finished:
             return counts.rollouts
         done = counts.rollouts + self.live_stats().rollouts_back
-        return min(done, self.total) if self.total is not None else done
+        if self.total is not None:
+            done = min(done, self.total)
+        # never backwards: work fetched ahead (overlapping iterations) is charged later
+        self._shown = max(self._shown, done)
+        return self._shown
 
     def phase(self) -> str:
         counts = self.counts

@@ -335,8 +335,10 @@ def test_costs_are_unknown_unless_priced(recorded: Recorded) -> None:
 
 
 def test_summaries_print_unknown_cost_as_unknown(recorded: Recorded) -> None:
+    # the live run: what it recorded and what it spent are both unknown, never 0
     facts = recorded.summary
-    assert facts["cost_usd"] is None or facts.get("cost_known") is False
+    assert (facts["cost_usd"], facts["spent_usd"], facts["cost_known"]) == (None, None, False)
+    # its replay: the recorded cost is still unknown; it spent nothing live, a known 0
     human = replay(recorded, "human", recorded.config)
-    cost_line = next(ln for ln in human.stderr.splitlines() if "cost" in ln)
-    assert "$0.0000" not in cost_line and "unknown" in cost_line
+    cost_line = next(ln for ln in human.stderr.splitlines() if ln.strip().startswith("cost:"))
+    assert cost_line.split() == ["cost:", "unknown", "recorded,", "$0.0000", "spent", "live"]

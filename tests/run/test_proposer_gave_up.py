@@ -48,6 +48,7 @@ def test_a_run_stopped_by_proposer_failures_reports_heldout_and_how_to_continue(
     summary = stderr[: stderr.index("error [")]
     assert "run r failed (stopped by proposer_failures)" in summary
     assert f"heldout:    seed {manifest['seed_candidate']['heldout_mean']:.3f}" in summary
+    assert "proposals:  3 (error 3)" in summary
     [line] = [ln for ln in stderr.splitlines() if ln.startswith("error [")]
     assert "model server unavailable" in line
     assert f"`gepa-cli gepa resume {runs / 'r'}`" in line

@@ -51,11 +51,11 @@ def _report(result: RunResult, as_json: bool) -> None:
     def score(value: object) -> str:
         return "-" if value is None else f"{float(value):.3f}"  # type: ignore[arg-type]
 
-    def rollouts(counts: dict[str, int] | None) -> str:
+    def counted(counts: dict[str, int] | None) -> str:
         if not counts:
             return "none"
-        parts = ", ".join(f"{role} {n}" for role, n in counts.items() if role != "total")
-        return f"{counts.get('total', 0)} ({parts})"
+        parts = ", ".join(f"{kind} {n}" for kind, n in counts.items() if kind != "total")
+        return f"{counts.get('total', 0)}" + (f" ({parts})" if parts else "")
 
     manifest = result.manifest
     recorded = usd(manifest["cost_usd"], bool(manifest.get("cost_known", True)))
@@ -66,7 +66,8 @@ def _report(result: RunResult, as_json: bool) -> None:
         f"{score(facts['best_val_mean'])} ({facts['best_candidate_id']})",
         f"  heldout:    seed {score(facts['seed_heldout_mean'])} -> best "
         f"{score(facts['best_heldout_mean'])}",
-        f"  rollouts:   {rollouts(facts['rollouts'])}",
+        f"  rollouts:   {counted(facts['rollouts'])}",
+        f"  proposals:  {counted(facts['proposals'])}",
         f"  cost:       {recorded} recorded, {spent} spent live",
     ]
     if facts["cost_note"]:

@@ -16,10 +16,17 @@ from gepa_cli.artifacts import (
     RunLock,
     RunRegistry,
     StateHistory,
+    layout,
     write_manifest,
 )
 from gepa_cli.artifacts.events import utc_now
-from gepa_cli.artifacts.schema import CacheProfileDoc, ResolvedConfigDoc, RunnerState
+from gepa_cli.artifacts.schema import (
+    CacheProfileDoc,
+    ProposalRow,
+    ResolvedConfigDoc,
+    RunnerState,
+    read_rows,
+)
 from gepa_cli.config import GepaConfig, load_config
 from gepa_cli.engine import EngineResult, EngineSettings, GepaEngine, Lanes, MemoEntry
 from gepa_cli.engine.reflection import RUN_DIR
@@ -421,6 +428,18 @@ def _final_state(stopped_by: str | None, error: GepaCliError | None) -> str:
     return "finished"
 
 
+def proposal_outcomes(run_dir: Path) -> dict[str, int]:
+    """Proposer calls by what became of them (the kind before ':' of each ledger row's
+    outcome: accepted, rejected, unusable, error, ...), with their total."""
+    counts: dict[str, int] = {}
+    path = run_dir / layout.PROPOSALS
+    if path.exists():
+        for _, row in read_rows(path, ProposalRow):
+            kind = row.outcome.split(":", 1)[0].strip()
+            counts[kind] = counts.get(kind, 0) + 1
+    return {"total": sum(counts.values()), **dict(sorted(counts.items()))}
+
+
 def summary(result: RunResult) -> Mapping[str, Any]:
     """The few fields a person wants after a run."""
     manifest = result.manifest
@@ -438,6 +457,7 @@ def summary(result: RunResult) -> Mapping[str, Any]:
         "seed_heldout_mean": seed.get("heldout_mean"),
         "best_heldout_mean": best.get("heldout_mean"),
         "rollouts": (manifest.get("budget") or {}).get("rollouts"),
+        "proposals": proposal_outcomes(result.run_dir),
         # null when some call had no price: unknown, never a made-up 0
         "cost_usd": manifest["cost_usd"] if cost_known else None,
         "spent_usd": manifest["spent_usd"] if spent_known else None,

@@ -162,9 +162,14 @@ def test_the_cookbook_readme_prices_as_the_proposer_docs_say() -> None:
 # -- 2. a stopped model server is named, with its cause --------------------------------
 
 
-def test_a_stopped_model_server_is_named_with_its_cause(model: FakeModel, tmp_path: Path) -> None:
+@pytest.mark.parametrize("val_seeds", ["0:4", "0:2"])  # a tiny run must not "finish" either
+def test_a_stopped_model_server_is_named_with_its_cause(
+    model: FakeModel, tmp_path: Path, val_seeds: str
+) -> None:
     down = stopped_server_url()
-    config = banking_config(tmp_path / "gepa.toml", down, model.url)
+    config = banking_config(
+        tmp_path / "gepa.toml", down, model.url, dataset={"val_seeds": val_seeds}
+    )
     result = run(config, tmp_path / "runs")
     assert result.exit_code == 1
     [line] = error_lines(result.stderr)

@@ -28,6 +28,8 @@ from gepa_cli.runtime.container.handshake import HandshakeResult
 from gepa_cli.runtime.pricing import Price, price_for, priced
 
 T = TypeVar("T")
+# rollouts in a row whose container says its model is down: enough to stop the run
+UPSTREAM_TRIP = 3
 # transport endpoints, credential pointers and patience say where and how long, not
 # what: never part of a key
 POLICY_TRANSPORT_FIELDS = ("base_url", "api_key_env", "timeout_seconds")
@@ -69,12 +71,14 @@ class CircuitBreaker:
         self.batch_ratio = batch_failure_ratio
         self.log_hint = log_hint
         self.consecutive = 0
+        self.upstream_consecutive = 0
         self.last_errors: deque[str] = deque(maxlen=3)
         # (upstream_url, cause) of each recent failure the container blamed on its model
         self.last_upstream: deque[tuple[str, str] | None] = deque(maxlen=3)
 
     def success(self) -> None:
         self.consecutive = 0
+        self.upstream_consecutive = 0
 
     def failure(self, error: str, upstream: Mapping[str, Any] | None = None) -> None:
         self.consecutive += 1
@@ -82,10 +86,17 @@ class CircuitBreaker:
         self.last_upstream.append(
             (str(upstream["upstream_url"]), str(upstream["cause"])) if upstream else None
         )
+        self.upstream_consecutive = self.upstream_consecutive + 1 if upstream else 0
         if self.consecutive >= self.max_consecutive:
             raise self._trip(f"{self.consecutive} rollouts in a row failed")
+        # the container itself says its model is down, after its own retries and ours:
+        # a far stronger sign than failures of unknown cause, so a few are enough
+        if self.upstream_consecutive >= min(UPSTREAM_TRIP, self.max_consecutive):
+            raise self._trip(f"{self.upstream_consecutive} rollouts in a row could not reach it")
 
-    def check_batch(self, failed: int, total: int) -> None:
+    def check_batch(self, failed: int, total: int, upstream: int = 0) -> None:
+        if total and upstream == total:
+            raise self._trip(f"all {total} rollouts of a batch could not reach it")
         # small batches are covered by the consecutive rule; a ratio of 1/2 means nothing
         if total >= 4 and failed > total * self.batch_ratio:
             raise self._trip(f"{failed} of {total} rollouts in one batch failed")
@@ -171,7 +182,8 @@ class ContainerEvaluator:
                 )
         flat = await gather_in_order(self._one(req, example_id) for req, example_id in jobs)
         failed = sum(1 for result in flat if result.meta.get("transport_failure"))
-        self.breaker.check_batch(failed, len(flat))
+        upstream = sum(1 for result in flat if result.meta.get("upstream_failure"))
+        self.breaker.check_batch(failed, len(flat), upstream)
         grouped: list[list[ExampleResult]] = []
         start = 0
         for req in requests:
@@ -261,6 +273,8 @@ class ContainerEvaluator:
                 "transport_failure": True,
             }
             upstream = exc.details if "upstream_url" in exc.details else None
+            if upstream is not None:
+                meta["upstream_failure"] = True
             self.breaker.failure(f"{example_id}: {exc.message}", upstream)
             return ExampleResult(
                 example_id,
@@ -288,7 +302,7 @@ class ContainerEvaluator:
         if faults:
             meta["faults"] = list(faults)
         if upstream is not None:
-            meta["transport_failure"] = True
+            meta["transport_failure"] = meta["upstream_failure"] = True
         return _result(example_id, row, outcome, request.capture_traces, meta, self.price)
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from gepa_cli.cli.gepa import budget_line, seed_ranges
 from support.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,10 +44,14 @@ def test_validate_checks_what_it_can_reach(tmp_path: Path) -> None:
     ],
 )
 def test_seeds_read_as_ranges(seeds: list[int], shown: str) -> None:
+    from gepa_cli.cli.gepa import seed_ranges
+
     assert seed_ranges(seeds) == shown
 
 
 def test_the_budget_line_says_what_is_guaranteed() -> None:
+    from gepa_cli.cli.gepa import budget_line
+
     preview = {"proposals": 5, "limited_by": "max_total_rollouts", "rollouts_per_proposal": 93}
     assert budget_line(preview).startswith("budget: at least 5 proposals (max_total_rollouts;")
     capped = {**preview, "limited_by": "max_proposals"}

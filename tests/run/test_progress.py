@@ -5,7 +5,9 @@ and during the seed validation, and ends on the run's real totals."""
 
 from __future__ import annotations
 
+import importlib
 import io
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,23 @@ from support.cli import run_cli
 from support.task_dir import make_task_dir
 
 ELAPSED = 3 * 3600 + 12 * 60 + 5  # 3:12:05
+
+# The reference task, served in-process, asking a probe what the display shows as each
+# rollout arrives: a look from inside the run, at a point fixed by the run itself.
+SPY_CONTAINER = """
+from reference_container import create_app
+
+app = create_app()
+PROBE = None
+SEEN = []
+
+
+@app.middleware("http")
+async def probe(request, call_next):
+    if request.url.path == "/rollout" and PROBE is not None:
+        SEEN.append(PROBE())
+    return await call_next(request)
+"""
 
 
 def event(event_type: str, **data: Any) -> Mapping[str, Any]:
@@ -102,6 +121,42 @@ def test_it_moves_during_the_seed_validation() -> None:
     live.stats = LiveStats(rollouts_back=7)  # back from the container, not charged yet
     assert "7/200 rollouts" in shown(display, 80)[0]
     assert "validating the seed" in shown(display, 80)[0]
+
+
+def test_it_moves_during_the_seed_validation_and_says_when_heldout_begins(
+    tmp_path: Path,
+) -> None:
+    config = make_task_dir(
+        tmp_path / "task",
+        cache={"mode": "off"},
+        # one rollout at a time: the k-th to go out finds the k-1 before it back
+        container={"app": "progress_spy:app", "max_concurrency": 1},
+    )
+    (config.parent / "progress_spy.py").write_text(SPY_CONTAINER, encoding="utf-8")
+    sys.path.insert(0, str(config.parent))
+    try:
+        spy = importlib.import_module("progress_spy")  # the module the run will serve
+        run = GepaRun.from_toml(config, run_id="r", output_dir=tmp_path / "runs")
+        display = ProgressDisplay(
+            Console(file=io.StringIO()), 150, run.live_stats, auto_refresh=False
+        )
+        run.on_event(display.on_event)
+        spy.PROBE = lambda: (display.phase(), display.completed())
+        with display:
+            result = run.execute()
+        seen: list[tuple[str, int]] = spy.SEEN
+    finally:
+        sys.path.remove(str(config.parent))
+        sys.modules.pop("progress_spy", None)
+    val = 10  # the seed is validated on val seeds 100:110
+    seed_validation = seen[:val]
+    assert [phase for phase, _ in seed_validation] == ["validating the seed"] * val
+    assert [done for _, done in seed_validation] == list(range(val))  # moving, not 0
+    assert seen[val][0].startswith("iteration") or seen[val][0].startswith("proposing")
+    heldout = result.manifest["budget"]["rollouts"]["heldout"]
+    assert heldout > 0
+    assert {phase for phase, _ in seen[-heldout:]} == {"heldout"}
+    assert "heldout" not in {phase for phase, _ in seen[:-heldout]}
 
 
 def test_an_unknown_spend_reads_unknown() -> None:

@@ -33,6 +33,8 @@ class LiveStats:
     rollouts_back: int = 0
     # seconds each proposer call now under way has been waiting for its answer
     proposing_seconds: tuple[float, ...] = ()
+    # the splits being evaluated now ("train", "val", "heldout")
+    evaluating: tuple[str, ...] = ()
 
 
 @dataclass
@@ -193,10 +195,14 @@ class ProgressDisplay:
         counts = self.counts
         if counts.finished:
             return "done"
-        waiting = self.live_stats().proposing_seconds
+        live = self.live_stats()
+        waiting = live.proposing_seconds
         if waiting:
             calls = f"{len(waiting)} proposals" if len(waiting) > 1 else "proposing"
             return f"{calls} {int(max(waiting))}s"
+        # no event opens the end of a run: its heldout rollouts say it has begun
+        if "heldout" in live.evaluating:
+            return "heldout"
         return counts.phase
 
     def stats_line(self) -> RenderableType:

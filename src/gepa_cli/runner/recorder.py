@@ -105,6 +105,8 @@ class LiveCounters:
     def __init__(self) -> None:
         self.rollouts_back = 0
         self.proposing: dict[str, float] = {}  # proposal id -> monotonic start
+        # evaluations under way by split ("train", "val", "heldout")
+        self.evaluating: dict[str, int] = {}
 
     def rollout_back(self) -> None:
         self.rollouts_back += 1
@@ -112,6 +114,9 @@ class LiveCounters:
     def proposing_seconds(self) -> tuple[float, ...]:
         now = time.monotonic()
         return tuple(now - started for started in list(self.proposing.values()))
+
+    def splits_under_way(self) -> tuple[str, ...]:
+        return tuple(sorted(split for split, n in list(self.evaluating.items()) if n > 0))
 
 
 class RunRecorder:
@@ -355,12 +360,14 @@ class _RecordingEvaluator:
         self.recorder = recorder
 
     async def evaluate(self, request: EvaluationRequest) -> list[ExampleResult]:
+        live = self.recorder.live
+        live.evaluating[request.split] = live.evaluating.get(request.split, 0) + 1
         try:
             results = await self.inner.evaluate(request)
         finally:
             # from here on the engine charges them (or the run ends): no longer "back"
-            live = self.recorder.live
             live.rollouts_back = max(0, live.rollouts_back - len(request.example_ids))
+            live.evaluating[request.split] -= 1
         for result in results:
             if result.meta.get("cache_action") != "hit":
                 self.recorder.spend.add_live(result.usage)

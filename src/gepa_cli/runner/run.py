@@ -30,7 +30,13 @@ from gepa_cli.artifacts.schema import (
 from gepa_cli.config import GepaConfig, load_config
 from gepa_cli.engine import EngineResult, EngineSettings, GepaEngine, Lanes, MemoEntry
 from gepa_cli.engine.reflection import RUN_DIR
-from gepa_cli.errors import CancelledError, ConfigError, GepaCliError, ProposerError
+from gepa_cli.errors import (
+    CancelledError,
+    ConfigError,
+    ContainerError,
+    GepaCliError,
+    ProposerError,
+)
 from gepa_cli.runner.control import RunControl
 from gepa_cli.runner.feed import FeedIndex
 from gepa_cli.runner.manifest import build_manifest
@@ -39,6 +45,7 @@ from gepa_cli.runner.recorder import EventListener, RunRecorder, Spend
 from gepa_cli.runner.resume import ResumePoint, load_resume_point, memo_from_rollouts
 from gepa_cli.runtime.cache import FileResponseCache, make_response_cache, restore_profile
 from gepa_cli.runtime.container import ContainerSession
+from gepa_cli.runtime.container.evaluator import THEN_CONTINUE
 from gepa_cli.runtime.proposers import build_proposer
 
 # CLI flag / keyword -> config field they override
@@ -158,6 +165,7 @@ class GepaRun:
             spent_known=spend.live_known,
             rollouts_back=live.rollouts_back,
             proposing_seconds=live.proposing_seconds(),
+            evaluating=live.splits_under_way(),
         )
 
     def elapsed_seconds(self) -> float:
@@ -275,6 +283,14 @@ class GepaRun:
             # the engine cannot know where the run lives; say exactly what to type
             error = ProposerError(
                 error.message, hint=error.hint.replace(RUN_DIR, str(run_dir.root)), **error.details
+            )
+        hint = error.hint if isinstance(error, ContainerError) else None
+        if error is not None and hint is not None and hint.endswith(THEN_CONTINUE):
+            # only the runner knows whether there is a checkpoint to resume from
+            error = ContainerError(
+                error.message,
+                hint=hint[: -len(THEN_CONTINUE)] + _how_to_continue(run_dir),
+                **error.details,
             )
         state = _final_state(stopped_by, error)
         outcome = result.outcome if result is not None else recorder.outcome(stopped_by or state)
@@ -466,3 +482,11 @@ def summary(result: RunResult) -> Mapping[str, Any]:
         "cost_note": manifest.get("cost_note"),
         "error": manifest.get("error"),
     }
+
+
+def _how_to_continue(run_dir: RunDirectory) -> str:
+    """What to type once the fault is fixed: a run resumes from its last checkpoint, and
+    one that failed before its first (during the seed validation) starts again."""
+    if run_dir.checkpoint.exists():
+        return f"then continue the run with `gepa-cli gepa resume {run_dir.root}`"
+    return "then start the run again (it stopped before its first checkpoint: nothing to resume)"

@@ -5,6 +5,8 @@ What it answers depends on the request's ``model``, so one server plays every pa
 
 - ``classifier``: answers a Banking77 label, with token usage and no cost (as a local
   server does); ``slow-classifier`` takes ``SLOW_SECONDS`` to do so;
+  ``flaky-classifier`` answers ``FLAKY_ANSWERS`` calls, then HTTP 503 (a server that
+  went down mid-run) until ``flaky_back`` is set;
 - ``proposer``: a fenced revision of the current text, ``finish_reason: "stop"``;
 - ``proposer-cut``: every other call is cut at max_tokens before any fence
   (``finish_reason: "length"``), the others are like ``proposer``;
@@ -25,9 +27,18 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
-MODELS = ("classifier", "slow-classifier", "proposer", "proposer-cut", "proposer-echo")
+MODELS = (
+    "classifier",
+    "slow-classifier",
+    "flaky-classifier",
+    "proposer",
+    "proposer-cut",
+    "proposer-echo",
+)
 SLOW_SECONDS = 1.5
+FLAKY_ANSWERS = 4
 LABEL = "card_arrival"
 PROMPT_TOKENS, ANSWER_TOKENS = 40, 2
 
@@ -37,6 +48,8 @@ class FakeModel:
     url: str = ""  # the /v1 root
     bodies: list[dict[str, Any]] = field(default_factory=list)
     proposals: int = 0
+    flaky_calls: int = 0
+    flaky_back: bool = False
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -46,10 +59,15 @@ class FakeModel:
             return {"object": "list", "data": [{"id": name, "object": "model"} for name in MODELS]}
 
         @app.post("/v1/chat/completions")
-        async def chat(request: Request) -> dict[str, Any]:
+        async def chat(request: Request) -> Any:
             body = await request.json()
             self.bodies.append(body)
             model = body["model"]
+            if model == "flaky-classifier":
+                self.flaky_calls += 1
+                if self.flaky_calls > FLAKY_ANSWERS and not self.flaky_back:
+                    error = {"error": {"message": "Loading model", "code": 503}}
+                    return JSONResponse(error, status_code=503)
             if model.endswith("classifier"):
                 if model == "slow-classifier":
                     await asyncio.sleep(SLOW_SECONDS)

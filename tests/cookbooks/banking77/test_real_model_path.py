@@ -16,6 +16,7 @@ from banking77_task.container import create_app
 from banking77_task.data import load_sample
 from fake_model import (
     ANSWER_TOKENS,
+    FLAKY_ANSWERS,
     PROMPT_TOKENS,
     SLOW_SECONDS,
     FakeModel,
@@ -179,6 +180,39 @@ def test_a_stopped_model_server_is_named_with_its_cause(
     ), line
     assert "container.log" not in line and "looks down" not in line
     assert "[policy] base_url" in line
+    # it failed validating the seed, before any checkpoint: there is nothing to resume
+    assert line.endswith(
+        "then start the run again (it stopped before its first checkpoint: nothing to resume)"
+    )
+    assert not (tmp_path / "runs" / "r" / "checkpoint.json").exists()
+
+
+def test_a_model_server_that_goes_down_mid_run_says_how_to_go_on(
+    model: FakeModel, tmp_path: Path
+) -> None:
+    model.flaky_calls, model.flaky_back = 0, False
+    config = banking_config(
+        tmp_path / "gepa.toml",
+        model.url,
+        model.url,
+        policy={"model": "flaky-classifier"},
+        dataset={"val_seeds": f"0:{FLAKY_ANSWERS}"},  # the seed validation gets through
+    )
+    runs = tmp_path / "runs"
+    result = run(config, runs)
+    assert result.exit_code == 1
+    [line] = error_lines(result.stderr)
+    assert line.startswith(
+        f"error [container_error]: the policy model at {model.url} is unreachable: HTTP 503: "
+    ), line
+    assert line.endswith(f"then continue the run with `gepa-cli gepa resume {runs / 'r'}`")
+
+    # doing what it says: the server is back, and the run goes on from its checkpoint
+    model.flaky_back = True
+    resumed = run_cli("gepa", "resume", str(runs / "r"))
+    assert resumed.exit_code == 0, resumed.output
+    manifest = orjson.loads((runs / "r" / "manifest.json").read_bytes())
+    assert manifest["state"] == "finished"
 
 
 def test_the_container_says_its_model_is_unreachable_in_the_error_shape() -> None:

@@ -33,6 +33,9 @@ UPSTREAM_TRIP = 3
 # transport endpoints, credential pointers and patience say where and how long, not
 # what: never part of a key
 POLICY_TRANSPORT_FIELDS = ("base_url", "api_key_env", "timeout_seconds")
+# how a hint ends when the run can go on once the fault is fixed; the runner, which
+# knows whether the run reached a checkpoint, says exactly how (resume, or start again)
+THEN_CONTINUE = "then continue the run"
 
 
 def policy_body(policy: PolicyConfig) -> dict[str, Any]:
@@ -110,7 +113,7 @@ class CircuitBreaker:
                 f"the policy model at {model_url} is unreachable: {cause} ({why}; the "
                 f"container at {self.url} answers {UPSTREAM_UNAVAILABLE})",
                 hint="start the model server or fix [policy] base_url (`gepa-cli gepa "
-                "validate` checks it), then resume the run",
+                f"validate` checks it), {THEN_CONTINUE}",
                 url=self.url,
                 upstream_url=model_url,
                 cause=cause,
@@ -118,7 +121,7 @@ class CircuitBreaker:
         return ContainerError(
             f"the container at {self.url} looks down: {why}; last errors: "
             + " | ".join(self.last_errors),
-            hint=f"check the container ({self.log_hint}), then resume the run",
+            hint=f"check the container ({self.log_hint}), {THEN_CONTINUE}",
             url=self.url,
         )
 

@@ -131,6 +131,8 @@ def test_it_moves_during_the_seed_validation_and_says_when_heldout_begins(
         cache={"mode": "off"},
         # one rollout at a time: the k-th to go out finds the k-1 before it back
         container={"app": "progress_spy:app", "max_concurrency": 1},
+        dataset={"val_seeds": "100:105", "heldout_seeds": "0:5"},
+        gepa={"max_total_rollouts": 40, "minibatch_size": 3},
     )
     (config.parent / "progress_spy.py").write_text(SPY_CONTAINER, encoding="utf-8")
     sys.path.insert(0, str(config.parent))
@@ -138,7 +140,7 @@ def test_it_moves_during_the_seed_validation_and_says_when_heldout_begins(
         spy = importlib.import_module("progress_spy")  # the module the run will serve
         run = GepaRun.from_toml(config, run_id="r", output_dir=tmp_path / "runs")
         display = ProgressDisplay(
-            Console(file=io.StringIO()), 150, run.live_stats, auto_refresh=False
+            Console(file=io.StringIO()), 40, run.live_stats, auto_refresh=False
         )
         run.on_event(display.on_event)
         spy.PROBE = lambda: (display.phase(), display.completed())
@@ -148,7 +150,7 @@ def test_it_moves_during_the_seed_validation_and_says_when_heldout_begins(
     finally:
         sys.path.remove(str(config.parent))
         sys.modules.pop("progress_spy", None)
-    val = 10  # the seed is validated on val seeds 100:110
+    val = 5  # the seed is validated on val seeds 100:105
     seed_validation = seen[:val]
     assert [phase for phase, _ in seed_validation] == ["validating the seed"] * val
     assert [done for _, done in seed_validation] == list(range(val))  # moving, not 0

@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 
 from gepa_cli.artifacts import read_jsonl
+from gepa_cli.runner import RunResult, summary
 from gepa_cli.workspace import workspace_status
 from gepa_cli.workspace.render import render_status
 from support.cli import run_cli
@@ -111,10 +112,7 @@ def test_an_unpriced_local_model_reads_unknown_everywhere(model: FakeModel, tmp_
     assert {row["usage"]["prompt_tokens"] for row in rollouts} == {PROMPT_TOKENS}
     assert not any(row["usage"]["cost_known"] for row in rollouts)
 
-    as_json = run_cli(
-        "gepa", "run", "-c", str(config), "--output-dir", str(tmp_path / "j"), "--json"
-    )
-    facts = json.loads(as_json.stdout)
+    facts = summary(RunResult(run_dir, manifest))  # what `gepa run --json` prints
     assert (facts["cost_usd"], facts["spent_usd"], facts["cost_known"]) == (None, None, False)
 
     console = Console(record=True, width=160)

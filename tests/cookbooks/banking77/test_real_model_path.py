@@ -273,6 +273,22 @@ def test_validate_catches_a_stopped_proposer_model(model: FakeModel, tmp_path: P
     )
 
 
+def test_container_check_asks_the_policy_check_route(model: FakeModel, tmp_path: Path) -> None:
+    up = banking_config(tmp_path / "up.toml", model.url, model.url)
+    result = run_cli("container", "check", "--config", str(up), "--json")
+    assert result.exit_code == 0, result.output
+    steps = {step["route"]: step for step in json.loads(result.stdout)["steps"]}
+    assert steps["POST /policy/check"]["ok"], steps
+    down = stopped_server_url()
+    failed = run_cli(
+        "container", "check", "--config", str(banking_config(tmp_path / "d.toml", down, down))
+    )
+    assert failed.exit_code == 1
+    [line] = [ln for ln in failed.stderr.splitlines() if "POST /policy/check" in ln]
+    assert line.split()[0] == "FAIL", line
+    assert f"model at {down} is unavailable: cannot connect" in failed.stderr
+
+
 # -- 5. why generation ended, and labels that say what happened -------------------------
 
 

@@ -352,6 +352,9 @@ class _Folder:
             return f"merge iteration from {parent}"
         minibatch = ", ".join(map(str, data.get("minibatch", [])))
         components = ", ".join(map(str, data.get("components", [])))
+        chain = data.get("chain")
+        if isinstance(chain, Mapping):
+            parent = f"the tip of a {chain.get('length')}-edit chain from {parent}"
         return f"reflection on {parent} [{components}], minibatch {minibatch}"
 
     def _iteration_skipped(self, data: Mapping[str, Any]) -> str:
@@ -382,6 +385,18 @@ class _Folder:
             f"{data.get('eval_id')} racing stage {data.get('stage')}/{data.get('stages')}: "
             f"val_mean {num(data.get('val_mean'))} on {data.get('examples')} -> "
             f"{data.get('decision')}"
+        )
+
+    def _chain_extended(self, data: Mapping[str, Any]) -> str:
+        return (
+            f"chain extended to {data.get('length')} edits (validated at "
+            f"{data.get('target')}): {child_verdict(data)}"
+        )
+
+    def _chain_abandoned(self, data: Mapping[str, Any]) -> str:
+        return (
+            f"chain of {data.get('length')} edits left unvalidated at the end "
+            f"({data.get('reason')}): {data.get('content_hash')}"
         )
 
     def _candidate_dropped(self, data: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ from gepa_cli.engine.checkpoint import (
 from gepa_cli.engine.context import StepContext, Strategies
 from gepa_cli.engine.evaluation import BudgetStop, MemoEvaluator
 from gepa_cli.engine.finish import emit_finished, finish, heldout
-from gepa_cli.engine.iteration import plan_iteration, run_iteration
+from gepa_cli.engine.iteration import finish_chain, plan_iteration, run_iteration
 from gepa_cli.engine.pipeline import Pipeline
 from gepa_cli.engine.reflection import ProposerGaveUp, failure_message, give_up_hint
 from gepa_cli.engine.result import EngineResult
@@ -282,6 +282,9 @@ class GepaEngine:
             self.guard.reserved = Work()  # iterations still in flight will never commit
         if stopped_by is None:
             raise AssertionError("the optimization loop ended without a reason")
+        if not self.stopped_externally:
+            # a stop request spends nothing more: the chain waits in the checkpoint
+            await finish_chain(self.ctx)
         if self.state.heldout_ids:
             await heldout(self, stopped_by)
         if gave_up is not None:

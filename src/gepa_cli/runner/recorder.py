@@ -219,6 +219,9 @@ class RunRecorder:
     def _on_candidate_rejected(self, data: Mapping[str, Any]) -> None:
         self._settle(data, "rejected", evaluated=True)
 
+    def _on_chain_extended(self, data: Mapping[str, Any]) -> None:
+        self._settle(data, f"extended: chain of {data.get('length')} edits")
+
     def _on_candidate_duplicate(self, data: Mapping[str, Any]) -> None:
         self._settle(data, f"duplicate: {data.get('reason')}", evaluated=False)
 

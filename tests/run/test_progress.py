@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import io
 import sys
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import orjson
 import pytest
 from rich.console import Console
 
+from gepa_cli.artifacts import read_jsonl
 from gepa_cli.runner import GepaRun
 from gepa_cli.runner.progress import LiveStats, ProgressDisplay
 from support.cli import run_cli
@@ -96,6 +98,18 @@ def test_the_count_and_the_clock_are_never_cut(width: int) -> None:
         assert part in stats, lines
 
 
+def test_a_chain_tip_validated_at_the_end_is_counted_once() -> None:
+    display = busy_display(Live())
+    display.on_event(event("proposal.completed"))
+    display.on_event(event("chain.extended", proposal_ids=["p0004"], length=1))
+    # the run ends and validates the open chain's tip: its verdict comes a second time
+    display.on_event(event("candidate.accepted", proposal_ids=["p0004"]))
+    assert (
+        "6 proposals (1 accepted, 1 extended, 2 rejected, 1 unusable, 1 failed)"
+        in (shown(display, 200)[1])
+    )
+
+
 def test_failed_and_rejected_proposals_are_shown() -> None:
     lines = shown(busy_display(Live()), 200)
     assert "5 proposals (1 accepted, 2 rejected, 1 unusable, 1 failed)" in lines[1]
@@ -167,8 +181,13 @@ def test_an_unknown_spend_reads_unknown() -> None:
     assert "spent unknown" in " ".join(shown(busy_display(live), 80))
 
 
-def test_its_last_numbers_are_the_runs_totals(tmp_path: Path) -> None:
-    config = make_task_dir(tmp_path / "task", cache={"mode": "off"})
+@pytest.mark.parametrize("validation", ["full", "adaptive"])
+def test_its_last_numbers_are_the_runs_totals(tmp_path: Path, validation: str) -> None:
+    config = make_task_dir(
+        tmp_path / "task",
+        cache={"mode": "off"},
+        gepa={"max_total_rollouts": 150, "minibatch_size": 3, "validation": validation},
+    )
     run = GepaRun.from_toml(config, run_id="r", output_dir=tmp_path / "runs")
     display = ProgressDisplay(
         Console(file=io.StringIO()), 150, run.live_stats, run.elapsed_seconds, auto_refresh=False
@@ -184,6 +203,16 @@ def test_its_last_numbers_are_the_runs_totals(tmp_path: Path) -> None:
     assert f"{budget['proposals']} proposals" in lines[1]
     assert f"{result.manifest['num_candidates']} candidates" in lines[1]
     assert "done" in lines[0]
+    # each proposal counted once, under the outcome the proposals ledger gives it
+    ledger = Counter(
+        row["outcome"].split(":")[0] for row in read_jsonl(result.run_dir / "proposals.jsonl")
+    )
+    ledger["failed"] = ledger.pop("error", 0)
+    assert {k: n for k, n in display.counts.outcomes.items() if n} == {
+        k: n for k, n in ledger.items() if n and k != "not_evaluated"
+    }
+    if validation == "adaptive":
+        assert ledger["extended"] > 0 and "extended" in lines[1]
 
 
 def test_it_stays_quiet_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:

@@ -47,13 +47,25 @@ class _Counts:
     phase: str = "starting"
     finished: bool = False
 
+    # proposals already given an outcome: the tip of a chain is "extended", then its
+    # verdict comes again if it is validated at the end; the first outcome stands, as
+    # in the proposals ledger
+    settled: set[str] = field(default_factory=set)
+
     def add(self, outcome: str, n: int = 1) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
 
+    def settle(self, outcome: str, proposal_ids: Iterable[Any]) -> None:
+        new = {str(pid) for pid in proposal_ids} - self.settled
+        if new:
+            self.settled |= new
+            self.add(outcome, len(new))
+
 
 # proposal outcomes in the order they are shown; "unusable": an answer the proposer
-# could not use (no fenced text, cut off...), "failed": the call itself failed
-OUTCOMES = ("accepted", "rejected", "duplicate", "dropped", "unusable", "failed")
+# could not use (no fenced text, cut off...), "failed": the call itself failed;
+# "extended": passed its minibatch, waiting to be validated as the tip of a chain
+OUTCOMES = ("accepted", "extended", "rejected", "duplicate", "dropped", "unusable", "failed")
 
 
 class _CountColumn(ProgressColumn):
@@ -254,7 +266,9 @@ class ProgressDisplay:
             counts.proposals += 1
             counts.add("failed" if data.get("kind") == "error" else "unusable")
         elif kind in ("candidate.accepted", "candidate.rejected", "candidate.duplicate"):
-            counts.add(kind.split(".")[1], len(data.get("proposal_ids") or []))
+            counts.settle(kind.split(".")[1], data.get("proposal_ids") or [])
+        elif kind == "chain.extended":
+            counts.settle("extended", data.get("proposal_ids") or [])
         elif kind == "candidate.dropped":
             counts.add("dropped")
         elif kind == "heldout.completed" or kind == "heldout.skipped":

@@ -220,7 +220,8 @@ class RunRecorder:
         self._settle(data, "rejected", evaluated=True)
 
     def _on_chain_extended(self, data: Mapping[str, Any]) -> None:
-        self._settle(data, f"extended: chain of {data.get('length')} edits")
+        # it passed its minibatch test (rollouts spent); validated later, as a chain's tip
+        self._settle(data, f"extended: chain of {data.get('length')} edits", evaluated=True)
 
     def _on_candidate_duplicate(self, data: Mapping[str, Any]) -> None:
         self._settle(data, f"duplicate: {data.get('reason')}", evaluated=False)

@@ -64,7 +64,12 @@ class EventLine(Record):
 
 
 class RolloutRow(Record):
-    """One line of rollouts.jsonl: one dispatched evaluation of one example."""
+    """One line of rollouts.jsonl: one dispatched evaluation of one example.
+
+    An online session writes one row per served call (``split = "online"``, the rollout
+    id as ``example_id``, the caller's messages as ``inputs``) with ``score`` null: its
+    reward, if one comes, is a row of rewards.jsonl.
+    """
 
     candidate_id: str
     example_id: str
@@ -72,10 +77,11 @@ class RolloutRow(Record):
     # the texts' content hash: with the example, the key of the engine's memo, which a
     # resumed run rebuilds from these rows
     content_hash: str | None = None
-    score: float
+    score: float | None
     status: str
     feedback: str | None = None
     output: Any = None
+    inputs: Any = None
     objectives: dict[str, float] = Field(default_factory=dict)
     usage: Usage = Field(default_factory=Usage)
     error: str | None = None
@@ -110,6 +116,16 @@ class ProposalRow(Record):
     evaluated: bool = False
     # why the model stopped writing, as the backend says ("stop", "length", ...)
     finish_reason: str | None = None
+
+
+class RewardRow(Record):
+    """One line of rewards.jsonl (online sessions): the reward of one served rollout."""
+
+    rollout_id: str
+    candidate_id: str
+    score: float
+    feedback: str | None = None
+    objectives: dict[str, float] = Field(default_factory=dict)
 
 
 class CandidateRow(Record):
@@ -323,6 +339,9 @@ class Manifest(Record):
     error: ErrorInfo | None = None
     listener_errors: list[ListenerError] = Field(default_factory=list)
     state_history: list[StateChange] = Field(default_factory=list)
+    # an online session's lifecycle state, incumbent, challengers and per-candidate
+    # reward statistics and usage (docs/online.md); absent for offline runs
+    online: dict[str, Any] | None = None
     artifacts: dict[str, ArtifactDigest] = Field(default_factory=dict)
 
 

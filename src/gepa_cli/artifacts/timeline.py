@@ -100,6 +100,14 @@ def format_summary(replay: Replay) -> list[str]:
             f"frontier ({replay.frontier.frontier_type}): {len(replay.frontier.frontier)} keys, "
             f"candidates {' '.join(members)}"
         )
+    if replay.session is not None:
+        session = replay.session
+        lines.append(
+            f"session: {session.state}"
+            + (f" (stopped_by {session.stopped_by})" if session.stopped_by else "")
+            + f", best {session.incumbent_id}, served {session.served}, rewards "
+            f"{session.rewards}, challengers {', '.join(session.challengers) or '-'}"
+        )
     if replay.partial_last_line is not None:
         lines.append(
             f"note: line {replay.partial_last_line} is half-written (a running or crashed run); "

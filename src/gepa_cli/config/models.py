@@ -280,9 +280,11 @@ class GepaSettings(Section):
     frontier_type: Literal["instance", "objective", "hybrid"] = "instance"
     acceptance: str = "strict_improvement"
     component_selector: str = "round_robin"
-    # how an accepted child is validated: the whole set, or in stages that drop a child
-    # as soon as it is clearly worse than its rivals (docs/events.md, validation.stage)
-    validation: str = "full"
+    # how a child that passed its minibatch test is validated: "adaptive" lets such
+    # children form a chain validated at its tip, the chain's length following whether
+    # tips beat their roots (engine/chain.py); "full" validates each one on the whole
+    # set; "racing" in stages that drop a child as soon as it is clearly worse
+    validation: str = "adaptive"
     # "validation_share": the minibatch grows so parent + child minibatch rollouts are a
     # fifth of one validation, never below minibatch_size
     minibatch_schedule: str = "validation_share"

@@ -343,12 +343,17 @@ def objective_figure(view: RunView, anchor: Anchor) -> go.Figure | None:
     return figure
 
 
+# an online session's proposal becomes a challenger (it is given traffic), or is
+# abandoned when the session ends during its reflection
+SESSION_OUTCOMES = {"challenger": "accepted", "abandoned": "not_evaluated"}
+
+
 def outcome_kind(outcome: str) -> str:
     """accepted, rejected, duplicate, dropped, not_evaluated, or failed (any call error)."""
     kind = outcome.split(":", 1)[0].strip()
     if kind in ("accepted", "rejected", "duplicate", "dropped", "not_evaluated"):
         return kind
-    return "failed"
+    return SESSION_OUTCOMES.get(kind, "failed")
 
 
 OUTCOME_COLORS = {

@@ -136,6 +136,11 @@ def register_views(con: duckdb.DuckDBPyConnection, runs: Sequence[RunFiles]) -> 
         "WHERE candidate_id IS NOT NULL"
     )
 
+    # an online session's rewards, one row per rewarded rollout (join rollouts on
+    # rollouts.example_id = rewards.rollout_id)
+    rewards = read_files(existing(runs, layout.REWARDS), schemas.REWARDS, lines=True)
+    con.execute(f"CREATE VIEW rewards AS SELECT * FROM ({rewards}) WHERE rollout_id IS NOT NULL")
+
     proposals = read_files(existing(runs, layout.PROPOSALS), schemas.PROPOSALS, lines=True)
     con.execute(
         "CREATE VIEW proposals AS SELECT *, "

@@ -77,7 +77,8 @@ def test_every_frame_fits_80_columns_and_the_last_is_the_runs_totals(tmp_path: P
     manifest = orjson.loads((runs / "r" / "manifest.json").read_bytes())
     last = bars[-1]
     assert f" {manifest['budget']['rollouts']['total']}/60 " in last, last
-    stats = lines[lines.index(last) + 1]
+    # the facts under the bar, wrapped between facts at 80 columns
+    stats = " ".join(line.strip() for line in lines[lines.index(last) + 1 :])
     assert f"{manifest['budget']['proposals']} proposals" in stats, stats
     assert f"{manifest['num_candidates']} candidates" in stats, stats
     assert f"best val {manifest['best_candidate']['val_mean']:.3f}" in stats, stats

@@ -99,7 +99,7 @@ def runs_row(run: RunFiles) -> tuple[Any, ...]:
         manifest.started_at if manifest else registry.started_at if registry else None,
         manifest.finished_at if manifest else None,
         manifest.stopped_by if manifest else None,
-        best.id if best else frontier.best_candidate_id if frontier else None,
+        run.best_candidate_id,
         best.val_mean if best else frontier.best_val_mean if frontier else None,
         best.val_count if best else None,
         best.heldout_mean if best else None,

@@ -36,6 +36,13 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def held_on_validation(pairs: Sequence[tuple[float, float]]) -> dict[str, int]:
+    """Of the minibatch-accepted children validated in full (child's val mean, its
+    parent's), how many beat their parent on validation too: the regime of a pair shows
+    in this share (high: the minibatch tells the truth; low: its gains do not hold)."""
+    return {"children": len(pairs), "held": sum(child > parent for child, parent in pairs)}
+
+
 def ours_settings(budget: int, **gepa: Any) -> Any:
     """The engine settings a `[gepa]` section with only this budget (and ``gepa``)
     resolves to: the project's defaults at the time the bench runs, as `gepa run`
@@ -109,9 +116,18 @@ def run_ours(task: Task, propose: ProposeFn, budget: int, seed: int, settings: A
             parsed, raw = propose_as_command(propose, request.current_text, records)
             return ProposalResult(parsed.new_text, parsed.rejection, raw_output=raw)
 
-    class Quiet:
+    val_means: dict[str, float] = {}
+    parents: dict[str, str] = {}
+
+    class Events:
+        """Keeps only what `held_on_validation` needs: single-parent children and the
+        full validation means (a merge has two parents and is not a minibatch edit)."""
+
         def emit(self, event_type: str, data: Mapping[str, Any]) -> None:
-            pass
+            if event_type == "candidate.accepted":
+                parents[data["candidate_id"]] = data["parent_id"]
+            elif event_type == "candidate.validated":
+                val_means[data["candidate_id"]] = data["val_mean"]
 
     started = time.perf_counter()
 
@@ -126,7 +142,7 @@ def run_ours(task: Task, propose: ProposeFn, budget: int, seed: int, settings: A
         settings,
         Evaluator(),
         Proposer(),
-        Quiet(),
+        Events(),
         Clock(),
         None,
         train_ids=list(task.train_ids),
@@ -138,6 +154,11 @@ def run_ours(task: Task, propose: ProposeFn, budget: int, seed: int, settings: A
     result = asyncio.run(engine.run())
     wall = time.perf_counter() - started
     rollouts = result.budget["rollouts"]
+    validated = [
+        (val_means[child], val_means[parent])
+        for child, parent in parents.items()
+        if child in val_means and parent in val_means
+    ]
     return {
         "seed_val": result.seed_val_mean,
         "seed_heldout": result.seed_heldout_mean,
@@ -149,6 +170,7 @@ def run_ours(task: Task, propose: ProposeFn, budget: int, seed: int, settings: A
         "iterations": result.iterations,
         "proposals": result.budget["proposals"],
         "stopped_by": result.stopped_by,
+        "held_on_validation": held_on_validation(validated),
         "best_text_sha256": text_digest(result.best_texts[task.component]),
         "wall_seconds": wall,
     }
@@ -210,6 +232,14 @@ def run_reference(task: Task, propose: ProposeFn, budget: int, seed: int) -> Out
         logger=Quiet(),
         seed=seed,
     )
+    scores = result.val_aggregate_scores
+    # every candidate but the seed (and merges, off by default) is a child accepted on
+    # its minibatch and then validated in full
+    validated = [
+        (scores[i], scores[p[0]])
+        for i, p in enumerate(result.parents)
+        if i > 0 and len(p) == 1 and p[0] is not None
+    ]
     best = result.best_candidate
     best_text = best[component] if isinstance(best, dict) else str(best)
     seed_heldout = task.mean(task.seed_text, task.heldout_ids)
@@ -226,6 +256,7 @@ def run_reference(task: Task, propose: ProposeFn, budget: int, seed: int) -> Out
         "iterations": None,
         "proposals": sum(calls),
         "stopped_by": "max_metric_calls",
+        "held_on_validation": held_on_validation(validated),
         "best_text_sha256": text_digest(best_text),
         "wall_seconds": wall,
     }
@@ -305,6 +336,7 @@ def run_greedy(
         "iterations": steps,
         "proposals": proposals,
         "stopped_by": stopped_by,
+        "held_on_validation": None,
         "best_text_sha256": text_digest(current),
         "wall_seconds": wall,
     }

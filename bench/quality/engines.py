@@ -36,11 +36,28 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def held_on_validation(pairs: Sequence[tuple[float, float]]) -> dict[str, int]:
-    """Of the minibatch-accepted children validated in full (child's val mean, its
-    parent's), how many beat their parent on validation too: the regime of a pair shows
-    in this share (high: the minibatch tells the truth; low: its gains do not hold)."""
-    return {"children": len(pairs), "held": sum(child > parent for child, parent in pairs)}
+def held_on_validation(
+    pairs: Sequence[tuple[Mapping[str, float], Mapping[str, float]]],
+) -> dict[str, int]:
+    """Of the minibatch-accepted children validated in full ((child's, parent's) scores
+    by validation example), how many beat their parent's validation mean too, and on
+    how many validation examples in all a child's score differs from its parent's.
+
+    The regime of a pair shows in these: a high share says the minibatch tells the
+    truth, a low one that its gains often do not hold; few changed examples say a full
+    validation mostly re-measures what the edit did not touch."""
+
+    def mean(scores: Mapping[str, float]) -> float:
+        return sum(scores.values()) / len(scores) if scores else 0.0
+
+    return {
+        "children": len(pairs),
+        "held": sum(mean(child) > mean(parent) for child, parent in pairs),
+        "changed": sum(
+            sum(child[e] != parent[e] for e in child.keys() & parent.keys())
+            for child, parent in pairs
+        ),
+    }
 
 
 def ours_settings(budget: int, **gepa: Any) -> Any:
@@ -116,18 +133,23 @@ def run_ours(task: Task, propose: ProposeFn, budget: int, seed: int, settings: A
             parsed, raw = propose_as_command(propose, request.current_text, records)
             return ProposalResult(parsed.new_text, parsed.rejection, raw_output=raw)
 
-    val_means: dict[str, float] = {}
-    parents: dict[str, str] = {}
+    val_scores: dict[str, dict[str, float]] = {}  # content hash -> example -> score
+    hashes: dict[str, str] = {}  # candidate id -> content hash
+    parents: dict[str, str] = {}  # child -> its one parent (merges have two: left out)
 
     class Events:
-        """Keeps only what `held_on_validation` needs: single-parent children and the
-        full validation means (a merge has two parents and is not a minibatch edit)."""
+        """Keeps only what `held_on_validation` needs, from the engine's event feed."""
 
         def emit(self, event_type: str, data: Mapping[str, Any]) -> None:
-            if event_type == "candidate.accepted":
-                parents[data["candidate_id"]] = data["parent_id"]
-            elif event_type == "candidate.validated":
-                val_means[data["candidate_id"]] = data["val_mean"]
+            if event_type == "candidate.registered":
+                hashes[data["candidate_id"]] = data["content_hash"]
+                if len(data.get("parents") or []) == 1:
+                    parents[data["candidate_id"]] = data["parents"][0]
+            elif event_type == "evaluation.completed" and str(data.get("purpose", "")).startswith(
+                "validation"
+            ):
+                rows = val_scores.setdefault(data["content_hash"], {})
+                rows.update({r["example_id"]: r["score"] for r in data["results"]})
 
     started = time.perf_counter()
 
@@ -154,10 +176,16 @@ def run_ours(task: Task, propose: ProposeFn, budget: int, seed: int, settings: A
     result = asyncio.run(engine.run())
     wall = time.perf_counter() - started
     rollouts = result.budget["rollouts"]
+    full = len(task.val_ids)
+
+    def validated_scores(candidate_id: str) -> dict[str, float] | None:
+        rows = val_scores.get(hashes.get(candidate_id, ""), {})
+        return rows if len(rows) == full else None
+
     validated = [
-        (val_means[child], val_means[parent])
+        (child_rows, parent_rows)
         for child, parent in parents.items()
-        if child in val_means and parent in val_means
+        if (child_rows := validated_scores(child)) and (parent_rows := validated_scores(parent))
     ]
     return {
         "seed_val": result.seed_val_mean,
@@ -232,11 +260,11 @@ def run_reference(task: Task, propose: ProposeFn, budget: int, seed: int) -> Out
         logger=Quiet(),
         seed=seed,
     )
-    scores = result.val_aggregate_scores
+    subscores = result.val_subscores
     # every candidate but the seed (and merges, off by default) is a child accepted on
     # its minibatch and then validated in full
     validated = [
-        (scores[i], scores[p[0]])
+        (subscores[i], subscores[p[0]])
         for i, p in enumerate(result.parents)
         if i > 0 and len(p) == 1 and p[0] is not None
     ]

@@ -177,7 +177,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["held_on_validation"] = (
                 None
                 if any(h is None for h in held)
-                else {k: sum(h[k] for h in held) for k in ("children", "held")}
+                else {k: sum(h.get(k, 0) for h in held) for k in ("children", "held", "changed")}
             )
             rows.append(row)
     return rows
@@ -194,6 +194,12 @@ def held_cell(held: dict[str, int] | None) -> str:
     if not held or not held["children"]:
         return "-"
     return f"{100 * held['held'] / held['children']:.0f}% of {held['children']}"
+
+
+def changed_cell(held: dict[str, int] | None) -> str:
+    if not held or not held["children"] or "changed" not in held:
+        return "-"
+    return f"{held['changed'] / held['children']:.1f}"
 
 
 def pair_markdown(pair: Pair, result: dict[str, Any]) -> str:
@@ -238,12 +244,13 @@ def pair_markdown(pair: Pair, result: dict[str, Any]) -> str:
         "engine, on the same heldout rows. Wall time includes it.",
         "",
         "*Held on val*: of the children accepted on their minibatch and then validated in "
-        "full (all seeds), the share whose validation mean beats their parent's (the "
-        "greedy loop never validates).",
+        "full (all seeds), the share whose validation mean beats their parent's. *Val "
+        f"changed*: on how many of the {facts['val']} validation examples such a child's "
+        "score differs from its parent's, on average (the greedy loop never validates).",
         "",
         "| engine | budget | runs | seed heldout | best val | best heldout | rollouts "
-        "| candidates | proposals | held on val | wall s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| candidates | proposals | held on val | val changed | wall s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in summary:
         ev_mean, ev_min, ev_max = row["evaluations"]
@@ -252,6 +259,7 @@ def pair_markdown(pair: Pair, result: dict[str, Any]) -> str:
             f"| {pct(row['best_val'])} | **{pct(row['best_heldout'])}** "
             f"| {ev_mean:.0f} [{ev_min}-{ev_max}] | {row['candidates']:.1f} "
             f"| {row['proposals']:.1f} | {held_cell(row.get('held_on_validation'))} "
+            f"| {changed_cell(row.get('held_on_validation'))} "
             f"| {row['wall_seconds'][0]:.1f} ± {row['wall_seconds'][1]:.1f} |"
         )
     return "\n".join(lines) + "\n"
@@ -269,6 +277,7 @@ def suite_rows(results: Sequence[tuple[Pair, dict[str, Any]]]) -> list[dict[str,
                     "title": pair.title,
                     "budget": budget,
                     "seed_heldout": seed,
+                    "val": result["meta"]["task"]["val"],
                     "heldout": {label: r["best_heldout"] for label, r in at.items()},
                     "rollouts": {label: r["evaluations"][0] for label, r in at.items()},
                     "wall_seconds": {label: r["wall_seconds"][0] for label, r in at.items()},
@@ -295,18 +304,20 @@ def suite_markdown(rows: list[dict[str, Any]], command: str) -> str:
         "",
         f"*Held on val* is the regime: of the children `{FULL_LABEL}` accepted on their "
         "minibatch and validated in full, the share that beat their parent on validation "
-        "too (high: minibatch gains hold; low: they often do not).",
+        "too (high: minibatch gains hold; low: they often do not); *val changed*, on how "
+        "many validation examples such a child's score differs from its parent's, on "
+        "average (of *val*).",
         "",
-        "| pair | budget | seed | " + " | ".join(labels) + " | held on val |",
-        "| --- | ---: | ---: | " + " | ".join("---:" for _ in labels) + " | ---: |",
+        "| pair | budget | seed | " + " | ".join(labels) + " | held on val | val changed | val |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in labels) + " | ---: | ---: | ---: |",
     ]
     for row in rows:
         cells = [pct(row["heldout"].get(label)) for label in labels]
-        held = held_cell((row.get("held_on_validation") or {}).get(FULL_LABEL))
+        full = (row.get("held_on_validation") or {}).get(FULL_LABEL)
         lines.append(
             f"| {row['title']} | {row['budget']} | {100 * row['seed_heldout'][0]:.1f} | "
             + " | ".join(cells)
-            + f" | {held} |"
+            + f" | {held_cell(full)} | {changed_cell(full)} | {row.get('val', '-')} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -182,3 +182,25 @@ def test_run_to_end_refuses_a_rollout_that_waits() -> None:
     assert run_to_end(offline()) == 7
     with pytest.raises(RuntimeError, match="waited on IO"):
         run_to_end(waits())
+
+
+def test_held_on_validation_counts_children_that_hold_and_examples_that_changed() -> None:
+    parent = {"v1": 1.0, "v2": 0.0, "v3": 0.0}
+    better = {"v1": 1.0, "v2": 1.0, "v3": 0.0}  # holds, 1 example changed
+    worse = {"v1": 0.0, "v2": 1.0, "v3": 0.0}  # same mean: does not hold, 2 changed
+    assert engines.held_on_validation([(better, parent), (worse, parent)]) == {
+        "children": 2,
+        "held": 1,
+        "changed": 3,
+    }
+    task = small_task()
+    outcome = engines.run_ours(
+        task,
+        LearnedCuesProposer(),
+        300,
+        0,
+        engines.ours_settings(300, minibatch_size=6, validation="full", minibatch_schedule="fixed"),
+    )
+    held = outcome["held_on_validation"]
+    assert held["children"] == outcome["candidates"] - 1  # every child, from the event feed
+    assert 0 < held["changed"] <= held["children"] * len(task.val_ids)

@@ -136,13 +136,18 @@ def run_ours(task: Task, propose: ProposeFn, budget: int, seed: int, settings: A
     val_scores: dict[str, dict[str, float]] = {}  # content hash -> example -> score
     hashes: dict[str, str] = {}  # candidate id -> content hash
     parents: dict[str, str] = {}  # child -> its one parent (merges have two: left out)
+    texts: dict[str, str] = {}  # candidate id -> its text
+    last: dict[str, Any] = {}  # the latest frontier.updated and budget.updated
 
     class Events:
         """Keeps only what `held_on_validation` needs, from the engine's event feed."""
 
         def emit(self, event_type: str, data: Mapping[str, Any]) -> None:
+            if event_type in ("frontier.updated", "budget.updated", "run.finished"):
+                last[event_type] = data
             if event_type == "candidate.registered":
                 hashes[data["candidate_id"]] = data["content_hash"]
+                texts[data["candidate_id"]] = data["texts"][task.component]
                 if len(data.get("parents") or []) == 1:
                     parents[data["candidate_id"]] = data["parents"][0]
             elif event_type == "evaluation.completed" and str(data.get("purpose", "")).startswith(
@@ -173,20 +178,32 @@ def run_ours(task: Task, propose: ProposeFn, budget: int, seed: int, settings: A
         seed_texts={task.component: task.seed_text},
         rng_seed=seed,
     )
-    result = asyncio.run(engine.run())
-    wall = time.perf_counter() - started
-    rollouts = result.budget["rollouts"]
-    full = len(task.val_ids)
+    from gepa_cli.errors import ProposerError
 
     def validated_scores(candidate_id: str) -> dict[str, float] | None:
         rows = val_scores.get(hashes.get(candidate_id, ""), {})
-        return rows if len(rows) == full else None
+        return rows if len(rows) == len(task.val_ids) else None
 
-    validated = [
-        (child_rows, parent_rows)
-        for child, parent in parents.items()
-        if (child_rows := validated_scores(child)) and (parent_rows := validated_scores(parent))
-    ]
+    def validated() -> list[tuple[dict[str, float], dict[str, float]]]:
+        return [
+            (child_rows, parent_rows)
+            for child, parent in parents.items()
+            if (child_rows := validated_scores(child)) and (parent_rows := validated_scores(parent))
+        ]
+
+    try:
+        result = asyncio.run(engine.run())
+    except ProposerError as exc:
+        # the engine ends a run whose proposer fails (or answers `unchanged`) too many
+        # times in a row with an error and no heldout; the bench keeps the run, with the
+        # best validated candidate so far scored on heldout here, and says why it ended
+        seed_rows = validated_scores("c0000") or {}
+        outcome = gave_up_outcome(task, exc, last, texts, started)
+        outcome["seed_val"] = sum(seed_rows.values()) / max(1, len(seed_rows))
+        outcome["held_on_validation"] = held_on_validation(validated())
+        return outcome
+    wall = time.perf_counter() - started
+    rollouts = result.budget["rollouts"]
     return {
         "seed_val": result.seed_val_mean,
         "seed_heldout": result.seed_heldout_mean,
@@ -198,9 +215,32 @@ def run_ours(task: Task, propose: ProposeFn, budget: int, seed: int, settings: A
         "iterations": result.iterations,
         "proposals": result.budget["proposals"],
         "stopped_by": result.stopped_by,
-        "held_on_validation": held_on_validation(validated),
+        "held_on_validation": held_on_validation(validated()),
         "best_text_sha256": text_digest(result.best_texts[task.component]),
         "wall_seconds": wall,
+    }
+
+
+def gave_up_outcome(
+    task: Task, error: Exception, last: Mapping[str, Any], texts: Mapping[str, str], started: float
+) -> Outcome:
+    frontier, budget = last["frontier.updated"], last["budget.updated"]
+    best = texts[frontier["best_candidate_id"]]
+    rollouts = budget["rollouts"]
+    return {
+        "seed_val": None,
+        "seed_heldout": task.mean(task.seed_text, task.heldout_ids),
+        "best_val": frontier["best_val_mean"],
+        "best_heldout": task.mean(best, task.heldout_ids),
+        "evaluations": rollouts["train"] + rollouts["val"],
+        "heldout_evaluations": 2 * len(task.heldout_ids),
+        "candidates": len(texts),
+        "iterations": budget.get("iteration"),
+        "proposals": budget["proposals"],
+        "stopped_by": f"proposer_failures: {str(error).splitlines()[0]}",
+        "held_on_validation": None,
+        "best_text_sha256": text_digest(best),
+        "wall_seconds": time.perf_counter() - started,
     }
 
 
@@ -284,7 +324,7 @@ def run_reference(task: Task, propose: ProposeFn, budget: int, seed: int) -> Out
         "iterations": None,
         "proposals": sum(calls),
         "stopped_by": "max_metric_calls",
-        "held_on_validation": held_on_validation(validated),
+        "held_on_validation": held_on_validation(validated()),
         "best_text_sha256": text_digest(best_text),
         "wall_seconds": wall,
     }

@@ -262,6 +262,17 @@ def pair_markdown(pair: Pair, result: dict[str, Any]) -> str:
             f"| {changed_cell(row.get('held_on_validation'))} "
             f"| {row['wall_seconds'][0]:.1f} ± {row['wall_seconds'][1]:.1f} |"
         )
+    gave_up = [r for r in result["runs"] if str(r["stopped_by"]).startswith("proposer_failures")]
+    if gave_up:
+        lines += [
+            "",
+            "Runs gepa-cli's engine ended with an error because the proposer failed or answered "
+            "`unchanged` too many times in a row (`[gepa] max_consecutive_proposer_failures`); "
+            "their result is the best validated candidate at that point, scored on heldout by "
+            "the bench: "
+            + "; ".join(f"{r['engine']} budget {r['budget']} seed {r['seed']}" for r in gave_up)
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 

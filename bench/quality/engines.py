@@ -324,7 +324,7 @@ def run_reference(task: Task, propose: ProposeFn, budget: int, seed: int) -> Out
         "iterations": None,
         "proposals": sum(calls),
         "stopped_by": "max_metric_calls",
-        "held_on_validation": held_on_validation(validated()),
+        "held_on_validation": held_on_validation(validated),
         "best_text_sha256": text_digest(best_text),
         "wall_seconds": wall,
     }

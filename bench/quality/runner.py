@@ -127,15 +127,24 @@ def resolved_default(task: Task, budget: int) -> dict[str, Any]:
 # --- running ---------------------------------------------------------------------------
 
 
-def run_pair(pair: Pair, task: Task, args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_pair(
+    pair: Pair,
+    task: Task,
+    args: argparse.Namespace,
+    done: Callable[[list[dict[str, Any]], int], None],
+) -> list[dict[str, Any]]:
+    """Every engine x budget x seed; ``done(runs, total)`` after each run, so a long
+    pair leaves its results so far on disk if it is stopped."""
     table = engines(args.engines, args.variant)
     budgets = args.budgets or list(pair.budgets)
+    total = len(budgets) * len(table) * len(args.seeds)
     runs: list[dict[str, Any]] = []
     for budget in budgets:
         for label, (run, _fields) in table.items():
             for seed in args.seeds:
                 outcome = run(task, pair.proposer(), budget, seed)
                 runs.append({"engine": label, "budget": budget, "seed": seed, **outcome})
+                done(runs, total)
                 val = (
                     f"val {outcome['seed_val']:.3f}->{outcome['best_val']:.3f} "
                     if outcome["best_val"] is not None
@@ -202,6 +211,11 @@ def changed_cell(held: dict[str, int] | None) -> str:
     return f"{held['changed'] / held['children']:.1f}"
 
 
+def partial(meta: dict[str, Any]) -> bool:
+    done, _, total = str(meta.get("runs_done", "")).partition(" of ")
+    return done != total
+
+
 def pair_markdown(pair: Pair, result: dict[str, Any]) -> str:
     meta, summary = result["meta"], result["summary"]
     facts = meta["task"]
@@ -216,6 +230,12 @@ def pair_markdown(pair: Pair, result: dict[str, Any]) -> str:
         "",
         f"Command: `{meta['command']}`",
         "",
+        *(
+            [f"**Partial: {meta['runs_done']} runs so far.**", ""]
+            if meta.get("runs_done", "").split(" of ")[0]
+            != meta.get("runs_done", "").split(" of ")[-1]
+            else []
+        ),
         pair.about,
         "",
         f"Task: {facts['description']} Train {facts['train']}, val {facts['val']}, "
@@ -444,29 +464,41 @@ def main(pairs: Sequence[Pair], script: str, argv: Sequence[str] | None = None) 
             file=sys.stderr,
         )
         started = time.perf_counter()
-        runs = run_pair(pair, task, args)
-        budgets = sorted({r["budget"] for r in runs})
-        meta = {
-            "pair": pair.key,
-            "command": command.strip(),
-            "seeds": args.seeds,
-            "budgets": budgets,
-            "task": {
-                **task.facts,
-                "train": len(task.train_ids),
-                "val": len(task.val_ids),
-                "heldout": len(task.heldout_ids),
-            },
-            "default": resolved_default(task, budgets[-1]),
-            "variants": {ours_label(n): fields for n, fields in args.variant},
-            "versions": versions,
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "wall_seconds": time.perf_counter() - started,
-        }
-        result = {"meta": meta, "summary": summarize(runs), "runs": runs}
-        report = pair_markdown(pair, result)
-        write(args.out / f"quality_{pair.key}", report, result)
+
+        def finished(
+            runs: list[dict[str, Any]],
+            total: int,
+            pair: Pair = pair,
+            task: Task = task,
+            started: float = started,
+        ) -> tuple[str, dict[str, Any]]:
+            budgets = sorted({r["budget"] for r in runs})
+            meta = {
+                "pair": pair.key,
+                "command": command.strip(),
+                "seeds": args.seeds,
+                "budgets": budgets,
+                "runs_done": f"{len(runs)} of {total}",
+                "task": {
+                    **task.facts,
+                    "train": len(task.train_ids),
+                    "val": len(task.val_ids),
+                    "heldout": len(task.heldout_ids),
+                },
+                "default": resolved_default(task, budgets[-1]),
+                "variants": {ours_label(n): fields for n, fields in args.variant},
+                "versions": versions,
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "wall_seconds": time.perf_counter() - started,
+            }
+            result = {"meta": meta, "summary": summarize(runs), "runs": runs}
+            report = pair_markdown(pair, result)
+            write(args.out / f"quality_{pair.key}", report, result)
+            return report, result
+
+        runs = run_pair(pair, task, args, finished)
+        report, result = finished(runs, len(runs))
         print(report)
         results.append((pair, result))
     if len(results) > 1:

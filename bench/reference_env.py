@@ -53,9 +53,11 @@ def ensure_environment(script: str) -> None:
         print(f"creating {QUALITY_VENV} (gepa=={pinned} and this checkout)", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(QUALITY_VENV)], check=True)
     marker = QUALITY_VENV / ".installed"
-    if not marker.exists() or marker.read_text() != REQUIREMENTS.read_text():
+    # the checkout's own dependencies change too: reinstall when either file does
+    wanted = REQUIREMENTS.read_text() + (ROOT / "pyproject.toml").read_text()
+    if not marker.exists() or marker.read_text() != wanted:
         install = [str(python), "-m", "pip", "install", "--quiet"]
         subprocess.run([*install, "-r", str(REQUIREMENTS), "-e", str(ROOT)], check=True)
-        marker.write_text(REQUIREMENTS.read_text())
+        marker.write_text(wanted)
     os.environ[REEXEC_ENV] = "1"
     os.execv(str(python), [str(python), str(Path(script).resolve()), *sys.argv[1:]])

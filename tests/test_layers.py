@@ -48,8 +48,17 @@ ALLOWED: dict[str, set[str]] = {
 }
 # `gepa-cli remote` is a terminal over the service's client
 ALLOWED["cli"] = ALLOWED["cli"] | {"client"}
-# The one import of a front end by another: `gepa-cli gepa service` starts the service.
-LAUNCHERS = {("cli/service.py", "service")}
+# online sessions live inside the run service: they are mounted into its app as a
+# router and reuse its keys, errors and SSE; their Python client builds on the service
+# client. So online may import service and client, never the reverse.
+ALLOWED["online"] = ALLOWED["online"] | {"service", "client"}
+# The imports of a front end by another: `gepa-cli gepa service` starts the service with
+# the online routes mounted, and `gepa-cli online` talks to them with the online client.
+LAUNCHERS = {
+    ("cli/service.py", "service"),
+    ("cli/service.py", "online"),
+    ("cli/online.py", "online"),
+}
 
 
 def _package(relative: Path) -> str:
@@ -99,7 +108,7 @@ def layer_violations(src: Path) -> list[str]:
 
 def test_the_source_keeps_the_layers() -> None:
     assert {_package(p.relative_to(SRC)) for p in SRC.rglob("*.py")} >= {
-        "engine", "artifacts", "runtime", "runner", "workspace", "cli", "service"
+        "engine", "artifacts", "runtime", "runner", "workspace", "cli", "service", "online"
     }  # fmt: skip
     assert layer_violations(SRC) == []
 
@@ -132,14 +141,20 @@ def test_an_upward_or_sideways_import_is_caught(tmp_path: Path) -> None:
             "cli/__init__.py": "",
             "cli/service.py": "from gepa_cli.service import app\n",
             "cli/query.py": "from gepa_cli.service import app\n",
+            "online/__init__.py": "",
+            "online/routes.py": "from gepa_cli.service.app import create_app\n",
+            "online/proxy.py": "from gepa_cli.cli import main\n",
+            "service/mount.py": "from gepa_cli.online.routes import OnlineExtension\n",
         },
     )
     assert layer_violations(src) == [
         "artifacts/rows.py:1: artifacts imports gepa_cli.engine",
         "cli/query.py:1: cli imports gepa_cli.service",
         "engine/steps.py:2: engine imports gepa_cli.runner",
+        "online/proxy.py:1: online imports gepa_cli.cli",
         "runner/run.py:1: runner imports gepa_cli.cli.app",
         "service/app.py:1: service imports gepa_cli.cli",
+        "service/mount.py:1: service imports gepa_cli.online.routes",
         "taskapp/__init__.py:1: taskapp imports gepa_cli.engine",
         "workspace/invariants.py:1: workspace imports gepa_cli.runner.recorder",
     ]

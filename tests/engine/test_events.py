@@ -66,3 +66,11 @@ def test_every_selector_and_frontier_type_runs() -> None:
             result = execute(make_run(s, task=task, proposer=FeedbackProposer(noise=0.2)))
             assert result.best_val_mean >= result.seed_val_mean
             assert result.budget["rollouts"]["total"] <= 120
+
+
+def test_every_event_type_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    missing = [kind for kind in EVENT_TYPES if f"`{kind}`" not in doc]
+    assert missing == []

@@ -60,7 +60,7 @@ def test_every_kind_lists_the_builtin_names_in_order() -> None:
         "epsilon_greedy",
         "top_k_pareto",
     )
-    assert registry.names("validation") == ("full", "racing")
+    assert registry.names("validation") == ("full", "adaptive", "racing")
     assert registry.names("minibatch_schedule") == ("fixed", "validation_share")
     for kind, field in SETTINGS_FIELD_OF.items():
         default = getattr(EngineSettings(), field)

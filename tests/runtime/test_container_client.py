@@ -118,7 +118,9 @@ def rollout_body(
 
 
 async def test_async_submission_polls_until_terminal() -> None:
-    app = create_app(async_latency_seconds=0.02)
+    # the rollout outlasts many poll intervals, so the client polls more than once even
+    # on a busy machine
+    app = create_app(async_latency_seconds=0.4)
     async with asgi_client(app, poll_interval_seconds=0.005) as client:
         result = await client.rollout("/rollout", rollout_body(3, mode="async"), "async")
     assert result.body["status"] == "completed"

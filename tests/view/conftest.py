@@ -45,6 +45,9 @@ def task(tmp_path_factory: pytest.TempPathFactory, model_url: str) -> Path:
         gepa={
             "max_total_rollouts": 210,
             "use_merge": True,
+            # merges need frontier members that improved different modules: every
+            # passing child validated, as plain GEPA does
+            "validation": "full",
             "heldout_candidates": "frontier",
             "max_heldout_candidates": 2,
         },

@@ -48,3 +48,19 @@ def test_status_and_query_on_a_real_run(tmp_path: Path) -> None:
     assert "proposer.command" in run.usage and "proposer.unknown" not in run.usage
     assert run.cache["proposer.command"]["ledger_write"] == run.proposals
     assert "proposer.unknown" not in run.cache
+    # the reference task reports one objective; status shows the seed's and the best's
+    candidates = {
+        row["candidate_id"]: row
+        for row in map(orjson.loads, (runs / "real" / "candidates.jsonl").read_bytes().splitlines())
+    }
+    assert run.seed_objective_means == candidates["c0000"]["objective_means"]
+    assert run.best_candidate_id is not None
+    assert run.best_objective_means == candidates[run.best_candidate_id]["objective_means"]
+    assert list(run.best_objective_means) == ["coverage"]
+    # without a manifest (a run still writing) the seed is found by its origin, the best
+    # by frontier.json
+    (runs / "real" / "manifest.json").rename(tmp_path / "manifest.json")
+    (unfinished,) = workspace_status(runs).runs
+    assert unfinished.state == "incomplete"
+    assert unfinished.seed_objective_means == run.seed_objective_means
+    assert unfinished.best_objective_means == run.best_objective_means

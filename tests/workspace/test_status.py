@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
+from rich.console import Console
 from synthetic_runs import SyntheticSpec, write_synthetic_run
 
 from gepa_cli.artifacts import write_json_atomic
-from gepa_cli.workspace import workspace_status
+from gepa_cli.workspace import WorkspaceStatus, workspace_status
+from gepa_cli.workspace.render import objectives_table, render_status
 from support.cli import run_cli
 
 
@@ -132,6 +136,40 @@ def test_accepted_without_full_validation(runs: Path) -> None:
     )
     broken = {i.name: i for i in {r.run_id: r for r in workspace_status(runs).runs}["done"].broken}
     assert "has val_count 7, expected 8" in broken["candidates.accepted_validated"].detail
+
+
+def test_run_without_objectives_shows_none(runs: Path) -> None:
+    # the synthetic task reports a score and no objective scores
+    done = {r.run_id: r for r in workspace_status(runs).runs}["done"]
+    assert done.seed_objective_means == {} and done.best_objective_means == {}
+    assert objectives_table(done) is None
+    code, out, _ = cli("workspace", "status", str(runs), "--json")
+    assert code == 0
+    for run in orjson.loads(out)["runs"]:
+        assert run["seed_objective_means"] == {} and run["best_objective_means"] == {}
+    code, _, err = cli("workspace", "status", str(runs), "--details")
+    assert code == 0 and "best objectives" in err
+    assert "objective means on validation" not in err
+
+
+def test_many_objectives_leave_the_table_for_details(runs: Path) -> None:
+    done = {r.run_id: r for r in workspace_status(runs).runs}["done"]
+    # names come from the task: one that looks like rich markup is shown as it is
+    names = [f"achievement_{i:02d}" for i in range(21)] + ["make[wood_pickaxe]"]
+    many = replace(
+        done,
+        seed_objective_means={n: 0.0 for n in names},
+        best_objective_means={n: i / 22 for i, n in enumerate(names)},
+    )
+    console = Console(record=True, width=160, file=io.StringIO())
+    render_status(WorkspaceStatus(path=str(runs), runs=[many]), console)
+    text = console.export_text()
+    assert "22 (--details)" in text and "achievement_00" not in text
+    console = Console(record=True, width=160, file=io.StringIO())
+    render_status(WorkspaceStatus(path=str(runs), runs=[many]), console, details=True)
+    rows = [" ".join(line.replace("│", " ").split()) for line in console.export_text().splitlines()]
+    assert "achievement_00 0.000 0.000 +0.000" in rows
+    assert "make[wood_pickaxe] 0.000 0.955 +0.955" in rows
 
 
 def test_missing_dir_is_exit_2(tmp_path: Path) -> None:

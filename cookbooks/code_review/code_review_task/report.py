@@ -3,9 +3,11 @@
 ``python -m code_review_task.report frontier RUN_DIR`` lists the frontier's
 non-dominated members (by validation precision, recall and quiet) next to the seed,
 with their scores on validation and heldout. Heldout scores come from the run's own
-heldout rollouts where it has them (the engine evaluates the seed and the best
-candidate); for the other members of an ``offline`` run they are computed here with
-the same offline reviewer and grader the container uses, on the run's heldout diffs.
+heldout rollouts where it has them (the engine evaluates the seed, the best candidate
+and, with ``heldout_candidates = "frontier"``, up to ``max_heldout_candidates``
+frontier members); for the other members of an ``offline`` run they are computed here
+with the same offline reviewer and grader the container uses, on the run's heldout
+diffs.
 
 ``python -m code_review_task.report seeds --config gepa.toml --seeds 0 1 2`` runs the
 config once per run seed and prints wall time, seed and best heldout reward, and the

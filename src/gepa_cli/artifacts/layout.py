@@ -12,6 +12,8 @@ EVENTS_NORMALIZED = "events.normalized.jsonl"
 ROLLOUTS = "rollouts.jsonl"
 PROPOSALS = "proposals.jsonl"
 CANDIDATES = "candidates.jsonl"
+# online sessions only: one row per reward (its rollout is a row of rollouts.jsonl)
+REWARDS = "rewards.jsonl"
 FRONTIER = "frontier.json"
 CHECKPOINT = "checkpoint.json"
 # the engine snapshot of checkpoint number N, in its own file so that readers of the
@@ -29,6 +31,8 @@ INDEX = "index.jsonl"
 
 # the append-only JSONL files a run flushes together at each checkpoint
 LEDGERS = (EVENTS, ROLLOUTS, PROPOSALS, CANDIDATES)
+# the append-only files of an online session, each line written through to the OS
+SESSION_LEDGERS = (ROLLOUTS, REWARDS, PROPOSALS, CANDIDATES, EVENTS)
 
 # Any of these marks a directory as a run directory (a run that just started may have
 # only its lock or its resolved config).

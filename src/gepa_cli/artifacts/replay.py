@@ -19,7 +19,9 @@ from pydantic import ValidationError
 
 from gepa_cli.artifacts.ledger import iter_jsonl
 from gepa_cli.artifacts.replay_check import CheckReport, Disagreement, check_artifacts
+from gepa_cli.artifacts.replay_session import SessionTimeline
 from gepa_cli.artifacts.schema import EventLine, FrontierDoc
+from gepa_cli.artifacts.session_fold import SESSION_CREATED, FoldError, SessionFold
 from gepa_cli.artifacts.timeline import (
     child_verdict,
     format_summary,
@@ -129,9 +131,13 @@ class Replay:
     rollouts_spent: int = 0
     best_history: list[BestChange] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    # an online session's feed (it starts with session.created) folds into this too
+    session: SessionFold | None = None
 
     @property
     def stopped_by(self) -> str | None:
+        if self.session is not None:
+            return self.session.stopped_by
         return None if self.finished is None else self.finished.get("stopped_by")
 
     def candidate(self, candidate_id: str | None) -> ReplayCandidate | None:
@@ -139,6 +145,9 @@ class Replay:
 
     @property
     def best_candidate(self) -> ReplayCandidate | None:
+        if self.session is not None:
+            # the incumbent: the seed until a challenger is promoted over it
+            return self.candidate(self.session.incumbent_id)
         if self.frontier is not None:
             return self.candidate(self.frontier.best_candidate_id)
         return self.candidate((self.finished or {}).get("best_candidate_id"))
@@ -162,6 +171,7 @@ class Replay:
             "decisions": [asdict(d) for d in self.decisions],
             "run_finished": self.finished,
             "event_counts": dict(sorted(self.event_counts.items())),
+            "session": self.session.summary() if self.session is not None else None,
         }
 
 
@@ -182,7 +192,7 @@ def replay_events(path: str | Path) -> Replay:
     return replay
 
 
-class _Folder:
+class _Folder(SessionTimeline):
     def __init__(self, replay: Replay) -> None:
         self.replay = replay
         self.counts: Counter[str] = Counter()
@@ -208,6 +218,14 @@ class _Folder:
         r.events += 1
         self.counts[kind] += 1
         r.event_counts = dict(self.counts)
+        if kind == SESSION_CREATED and r.events == 1:
+            r.session = SessionFold()
+        if r.session is not None:
+            try:
+                r.session.apply(kind, data)
+            except FoldError as exc:
+                raise self.error(str(exc)) from None
+            r.budget = r.session.budget()
         handler = getattr(self, "_" + kind.replace(".", "_"), None)
         if isinstance(data.get("iteration"), int):
             # validations, frontier updates and heldout carry no iteration of their own
@@ -352,6 +370,9 @@ class _Folder:
             return f"merge iteration from {parent}"
         minibatch = ", ".join(map(str, data.get("minibatch", [])))
         components = ", ".join(map(str, data.get("components", [])))
+        chain = data.get("chain")
+        if isinstance(chain, Mapping):
+            parent = f"the tip of a {chain.get('length')}-edit chain from {parent}"
         return f"reflection on {parent} [{components}], minibatch {minibatch}"
 
     def _iteration_skipped(self, data: Mapping[str, Any]) -> str:
@@ -382,6 +403,18 @@ class _Folder:
             f"{data.get('eval_id')} racing stage {data.get('stage')}/{data.get('stages')}: "
             f"val_mean {num(data.get('val_mean'))} on {data.get('examples')} -> "
             f"{data.get('decision')}"
+        )
+
+    def _chain_extended(self, data: Mapping[str, Any]) -> str:
+        return (
+            f"chain extended to {data.get('length')} edits (validated at "
+            f"{data.get('target')}): {child_verdict(data)}"
+        )
+
+    def _chain_abandoned(self, data: Mapping[str, Any]) -> str:
+        return (
+            f"chain of {data.get('length')} edits left unvalidated at the end "
+            f"({data.get('reason')}): {data.get('content_hash')}"
         )
 
     def _candidate_dropped(self, data: Mapping[str, Any]) -> str:

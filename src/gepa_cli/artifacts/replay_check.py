@@ -1,28 +1,43 @@
 """Check a run's other artifacts (candidates, frontier, manifest, rollouts) against
-what its feed says, field by field, so a disagreement names the file and the field."""
+what its feed says, field by field, so a disagreement names the file and the field.
+
+An online session's files grow while a service holds it, and the feed is read before
+the other files. Its ledgers are compared with the rows the feed accounts for (each row
+is written just before its event): rows after those belong to events written since the
+feed was read when the session is held by a live process, and are a crash's uncommitted
+rows otherwise (the service cuts them when it opens the session again). Likewise its
+frontier.json (written just before its frontier.updated event) may be one decision
+ahead of the feed while it is held.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from gepa_cli.artifacts import layout
 from gepa_cli.artifacts.compare import MISSING, differing_keys
+from gepa_cli.artifacts.liveness import lock_status
 from gepa_cli.artifacts.schema import (
     CandidateRow,
     FrontierDoc,
     Manifest,
+    RewardRow,
     RolloutRow,
     read_document,
     read_rows,
 )
+from gepa_cli.artifacts.session_fold import ROWS_OF
 from gepa_cli.errors import EventCompareError
 
 if TYPE_CHECKING:
     from gepa_cli.artifacts.replay import Replay
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,8 +97,30 @@ def check_artifacts(replay: Replay, run_dir: str | Path | None = None) -> CheckR
                 Disagreement(artifact, key, _at(feed, key, prefix), _at(value, key, prefix))
             )
 
+    session = replay.session
+    live = session is not None and lock_status(root) == "alive"
+
+    def committed(name: str, rows: Iterable[T]) -> Iterator[T]:
+        """The rows of ``name``; of an online session, those its feed accounts for."""
+        if session is None:
+            yield from rows
+            return
+        accounted = sum(replay.event_counts.get(kind, 0) for kind in ROWS_OF[name])
+        seen = 0
+        for row in rows:
+            seen += 1
+            if seen <= accounted:
+                yield row
+        if seen > accounted and not live:
+            report.disagreements.append(Disagreement(name, "uncommitted_rows", 0, seen - accounted))
+
     candidates_path = root / layout.CANDIDATES
-    rows = [row for _, row in read_rows(candidates_path, CandidateRow, error=EventCompareError)]
+    rows = list(
+        committed(
+            layout.CANDIDATES,
+            (row for _, row in read_rows(candidates_path, CandidateRow, error=EventCompareError)),
+        )
+    )
     report.checked.append(layout.CANDIDATES)
     validated = [c for c in replay.candidates if c.val_mean is not None]
     feed_ids, row_ids = [c.id for c in validated], [r.candidate_id for r in rows]
@@ -93,7 +130,8 @@ def check_artifacts(replay: Replay, run_dir: str | Path | None = None) -> CheckR
     for rid in row_ids:
         if rid not in feed_ids:
             report.disagreements.append(Disagreement(layout.CANDIDATES, rid, MISSING, "row"))
-    if set(feed_ids) == set(row_ids) and feed_ids != row_ids:
+    # a session validates each candidate when it is decided, not in registration order
+    if session is None and set(feed_ids) == set(row_ids) and feed_ids != row_ids:
         diff(layout.CANDIDATES, "order", feed_ids, row_ids)
     by_id = {row.candidate_id: row.dump() for row in rows}
     for candidate in validated:
@@ -107,7 +145,9 @@ def check_artifacts(replay: Replay, run_dir: str | Path | None = None) -> CheckR
     frontier = read_document(frontier_path, FrontierDoc, error=EventCompareError)
     if replay.frontier is not None or frontier is not None:
         report.checked.append(layout.FRONTIER)
-        if replay.frontier is None or frontier is None:
+        if live and frontier is not None and _ahead(replay, frontier):
+            pass  # written for a decision the feed read does not hold yet
+        elif replay.frontier is None or frontier is None:
             feed = MISSING if replay.frontier is None else "a frontier"
             value = MISSING if frontier is None else "present"
             report.disagreements.append(Disagreement(layout.FRONTIER, "(file)", feed, value))
@@ -146,11 +186,38 @@ def check_artifacts(replay: Replay, run_dir: str | Path | None = None) -> CheckR
             diff(layout.MANIFEST, name, feed_value, value)
 
     rollouts_path = root / layout.ROLLOUTS
-    rollouts = sum(1 for _ in read_rows(rollouts_path, RolloutRow, error=EventCompareError))
+    rollouts = sum(
+        1
+        for _ in committed(
+            layout.ROLLOUTS, read_rows(rollouts_path, RolloutRow, error=EventCompareError)
+        )
+    )
     report.checked.append(layout.ROLLOUTS)
     total = ((replay.budget or {}).get("rollouts") or {}).get("total", 0)
     diff(layout.ROLLOUTS, "rows", total, rollouts)
+    if session is not None:
+        # an online session: its rewards ledger holds one row per reward.recorded
+        rewards: dict[str, int] = {}
+        reward_rows = read_rows(root / layout.REWARDS, RewardRow, error=EventCompareError)
+        for _, reward in committed(layout.REWARDS, reward_rows):
+            rewards[reward.candidate_id] = rewards.get(reward.candidate_id, 0) + 1
+        report.checked.append(layout.REWARDS)
+        feed = {c.id: c.rewards.n for c in session.candidates.values() if c.rewards.n}
+        diff(layout.REWARDS, "rows_by_candidate", feed, dict(sorted(rewards.items())))
     return report
+
+
+def _ahead(replay: Replay, frontier: FrontierDoc) -> bool:
+    """A held session's frontier.json written for a decision the feed read has not got
+    yet: the promotion of one of its challengers, or the first frontier of its best when
+    the session ends."""
+    session = replay.session
+    if session is None:
+        return False
+    best = frontier.best_candidate_id
+    if best in session.challengers:
+        return True
+    return replay.frontier is None and best == session.incumbent_id
 
 
 def _at(value: Any, dotted: str, prefix: str) -> Any:

@@ -64,7 +64,12 @@ class EventLine(Record):
 
 
 class RolloutRow(Record):
-    """One line of rollouts.jsonl: one dispatched evaluation of one example."""
+    """One line of rollouts.jsonl: one dispatched evaluation of one example.
+
+    An online session writes one row per served call (``split = "online"``, the rollout
+    id as ``example_id``, the caller's messages as ``inputs``) with ``score`` null: its
+    reward, if one comes, is a row of rewards.jsonl.
+    """
 
     candidate_id: str
     example_id: str
@@ -72,10 +77,11 @@ class RolloutRow(Record):
     # the texts' content hash: with the example, the key of the engine's memo, which a
     # resumed run rebuilds from these rows
     content_hash: str | None = None
-    score: float
+    score: float | None
     status: str
     feedback: str | None = None
     output: Any = None
+    inputs: Any = None
     objectives: dict[str, float] = Field(default_factory=dict)
     usage: Usage = Field(default_factory=Usage)
     error: str | None = None
@@ -100,10 +106,26 @@ class ProposalRow(Record):
     cost_usd: float | None = None
     cache_action: str | None = None
     new_text: str | None = None
-    # accepted | rejected | duplicate: <reason> | dropped: <reason> | not_evaluated |
-    # <kind>: <reason> for a call that failed
+    # what became of it (docs/run-directory.md, "The proposals ledger"):
+    # accepted | rejected | dropped: <reason>  -- its text was evaluated (cost rollouts)
+    # duplicate: <reason> | not_evaluated     -- it had a text, never evaluated
+    # unusable: <label> | error: <message>    -- no usable text came back
     outcome: str
     candidate_id: str | None = None
+    # whether its text was evaluated with rollouts (so it cost more than the call)
+    evaluated: bool = False
+    # why the model stopped writing, as the backend says ("stop", "length", ...)
+    finish_reason: str | None = None
+
+
+class RewardRow(Record):
+    """One line of rewards.jsonl (online sessions): the reward of one served rollout."""
+
+    rollout_id: str
+    candidate_id: str
+    score: float
+    feedback: str | None = None
+    objectives: dict[str, float] = Field(default_factory=dict)
 
 
 class CandidateRow(Record):
@@ -160,6 +182,8 @@ class SpendDoc(Record):
     """Usage recorded by the runner, and the part of its cost that went live."""
 
     spent_usd: float = 0.0
+    # False once a call that went live had no price: spent_usd is then a lower bound
+    spent_known: bool = True
     by_boundary: dict[str, UsageTotals] = Field(default_factory=dict)
 
 
@@ -307,6 +331,7 @@ class Manifest(Record):
     cost_known: bool = True
     cost_note: str | None = None
     spent_usd: float = 0.0
+    spent_known: bool = True
     num_candidates: int | None = None
     iterations: int | None = None
     frontier: FrontierSummary | None = None
@@ -314,6 +339,9 @@ class Manifest(Record):
     error: ErrorInfo | None = None
     listener_errors: list[ListenerError] = Field(default_factory=list)
     state_history: list[StateChange] = Field(default_factory=list)
+    # an online session's lifecycle state, incumbent, challengers and per-candidate
+    # reward statistics and usage (docs/online.md); absent for offline runs
+    online: dict[str, Any] | None = None
     artifacts: dict[str, ArtifactDigest] = Field(default_factory=dict)
 
 

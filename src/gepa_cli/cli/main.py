@@ -8,6 +8,7 @@ from gepa_cli.cli.container import container_app
 from gepa_cli.cli.events import events_app
 from gepa_cli.cli.gepa import gepa_app
 from gepa_cli.cli.gepa_run import register as _register_run_commands
+from gepa_cli.cli.online import online_app
 from gepa_cli.cli.query import query
 from gepa_cli.cli.remote import remote_app
 from gepa_cli.cli.service import register as _register_service_command
@@ -22,6 +23,7 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(container_app, name="container")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(remote_app, name="remote")
+app.add_typer(online_app, name="online")
 app.command("query")(query)
 _register_view_commands()
 

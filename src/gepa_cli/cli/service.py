@@ -67,8 +67,17 @@ def service(
         help="Submitted configs and run logs (default with SQLite: <db>-data; "
         "required with PostgreSQL, shared by every host).",
     ),
+    proxy_key_env: str | None = typer.Option(
+        None,
+        "--proxy-key-env",
+        help="Online sessions: the env var holding the key the proxy's callers send.",
+    ),
 ) -> None:
-    """Serve the run queue over HTTP; workers run each request in a child process."""
+    """Serve the run queue over HTTP; workers run each request in a child process.
+
+    Online sessions (docs/online.md) are served by the same process under /online.
+    """
+    from gepa_cli.online.routes import online_router, proxy_keys
     from gepa_cli.service.db import redact
     from gepa_cli.service.server import build_settings, listen, serve
 
@@ -87,6 +96,7 @@ def service(
         poll_seconds=poll_seconds,
         data_dir=data_dir,
     )
+    online = online_router(settings, proxy_keys(proxy_key_env, settings.keys))
     sock = listen(bind)
     clients = ", ".join(settings.keys.names) or "none: open to anyone who reaches it"
     typer.echo(
@@ -94,4 +104,4 @@ def service(
         f"clients: {clients})",
         err=True,
     )
-    serve(settings, sock)
+    serve(settings, sock, routers=[online])

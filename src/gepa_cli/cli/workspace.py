@@ -20,10 +20,14 @@ def status(
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
     details: bool = typer.Option(
-        False, "--details", help="Also print events, cache and usage per run."
+        False,
+        "--details",
+        help="Also print events, cache, usage and objectives (seed vs best) per run.",
     ),
 ) -> None:
-    """Per run: state, scores, rollouts, events, cache, usage, invariants. Exit 1 if broken."""
+    """Per run: state, scores, objectives, rollouts, events, cache, usage, invariants.
+
+    Exit 1 if an invariant is broken."""
     report = workspace_status(runs_dir)
     if as_json:
         typer.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_SORT_KEYS).decode())

@@ -256,8 +256,14 @@ class ServiceClient:
         A connection that drops (or a service process that shuts down) is reopened with
         ``Last-Event-ID``, so no event is missed or repeated; ``reconnects`` tries in a
         row without a new event are allowed before giving up."""
+        return self.follow(f"/runs/{run}/events", after=after, reconnects=reconnects)
+
+    def follow(
+        self, path: str, *, after: int = -1, reconnects: int = 5
+    ) -> Iterator[dict[str, Any]]:
+        """The events of the service's event stream at ``path`` (a run's, an online
+        session's), as `events` describes."""
         last, failures = after, 0
-        path = f"/runs/{run}/events"
         while True:
             headers = {"Last-Event-ID": str(last)} if last >= 0 else {}
             progressed = False

@@ -94,7 +94,7 @@ def config_from_dict(
     reject_secrets(raw, source)
     data = _deep_copy(raw)
     for dotted in PATH_FIELDS:
-        _resolve_path(data, dotted, base_dir)
+        resolve_path(data, dotted, base_dir)
     origin: dict[str, str] = {}
     env = os.environ if environ is None else environ
     for var, dotted in ENV_OVERRIDES.items():
@@ -110,7 +110,7 @@ def config_from_dict(
     try:
         config = GepaConfig.model_validate(data, context={APP_OBJECT: app_object})
     except ValidationError as exc:
-        raise _explain(exc, source, origin) from None
+        raise explain(exc, source, origin) from None
     cache = config.cache
     if cache.mode == "readonly" and not cache.path.is_dir():
         mode_from = origin.get("cache.mode", source)
@@ -150,12 +150,19 @@ def _env_hint(where: str) -> str:
     section = where.split(".")[0].split("[")[0]
     return (
         f"{section}.api_key_env"
-        if section in {"container", "policy", "proposer"}
+        if section in {"container", "policy", "proposer", "upstream"}
         else ("api_key_env")
     )
 
 
-def _explain(exc: ValidationError, source: str, origin: Mapping[str, str]) -> ConfigError:
+def explain(
+    exc: ValidationError,
+    source: str,
+    origin: Mapping[str, str] | None = None,
+    root: type[BaseModel] = GepaConfig,
+) -> ConfigError:
+    """One `ConfigError` line for the first problem pydantic found in a ``root`` model."""
+    origin = origin or {}
     error = exc.errors()[0]
     loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
     dotted = ".".join(loc) if loc else "(top level)"
@@ -164,8 +171,8 @@ def _explain(exc: ValidationError, source: str, origin: Mapping[str, str]) -> Co
         where += f" (from {origin[dotted]})"
     kind = error["type"]
     if kind == "extra_forbidden":
-        suggestion = _closest(loc)
-        hint = f"did you mean '{suggestion}'?" if suggestion else _valid_keys_hint(loc)
+        suggestion = _closest(loc, root)
+        hint = f"did you mean '{suggestion}'?" if suggestion else _valid_keys_hint(loc, root)
         return ConfigError(f"{where} is not a known key", hint=hint, field=dotted)
     if kind == "missing":
         return ConfigError(f"{where} is required but missing", hint="add it", field=dotted)
@@ -176,8 +183,8 @@ def _explain(exc: ValidationError, source: str, origin: Mapping[str, str]) -> Co
     return ConfigError(f"{where}: {message}{more}", field=dotted)
 
 
-def _model_at(loc: list[str]) -> type[BaseModel] | None:
-    model: type[BaseModel] = GepaConfig
+def _model_at(loc: list[str], root: type[BaseModel]) -> type[BaseModel] | None:
+    model: type[BaseModel] = root
     for part in loc[:-1]:
         field = model.model_fields.get(part)
         if field is None:
@@ -193,16 +200,16 @@ def _model_at(loc: list[str]) -> type[BaseModel] | None:
     return model
 
 
-def _closest(loc: list[str]) -> str | None:
-    model = _model_at(loc)
+def _closest(loc: list[str], root: type[BaseModel]) -> str | None:
+    model = _model_at(loc, root)
     if model is None or not loc:
         return None
     matches = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
     return matches[0] if matches else None
 
 
-def _valid_keys_hint(loc: list[str]) -> str:
-    model = _model_at(loc)
+def _valid_keys_hint(loc: list[str], root: type[BaseModel]) -> str:
+    model = _model_at(loc, root)
     if model is None:
         return "remove it"
     section = ".".join(loc[:-1]) or "the top level"
@@ -228,7 +235,7 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _resolve_path(data: dict[str, Any], dotted: str, base_dir: Path) -> None:
+def resolve_path(data: dict[str, Any], dotted: str, base_dir: Path) -> None:
     *parents, leaf = dotted.split(".")
     node: Any = data
     for part in parents:

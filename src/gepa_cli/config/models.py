@@ -192,19 +192,25 @@ class CandidateConfig(Section):
         return value
 
 
+class Prices(Section):
+    input_per_million_usd: float = Field(ge=0)
+    output_per_million_usd: float = Field(ge=0)
+
+
 class PolicyConfig(Section):
+    """Passed to the container with every rollout (names of secrets only). ``prices``
+    stays with the optimizer: it prices the tokens a rollout reports without a cost."""
+
     backend: str = "offline"
     model: str | None = None
     base_url: str | None = None
     api_key_env: EnvName = None
     temperature: float = Field(default=0.0, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1)
+    # seconds the container may wait for one call to its model (None: the container's own)
+    timeout_seconds: PositiveFloat | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-
-
-class Prices(Section):
-    input_per_million_usd: float = Field(ge=0)
-    output_per_million_usd: float = Field(ge=0)
+    prices: Prices | None = None
 
 
 class ProposerConfig(Section):
@@ -274,9 +280,11 @@ class GepaSettings(Section):
     frontier_type: Literal["instance", "objective", "hybrid"] = "instance"
     acceptance: str = "strict_improvement"
     component_selector: str = "round_robin"
-    # how an accepted child is validated: the whole set, or in stages that drop a child
-    # as soon as it is clearly worse than its rivals (docs/events.md, validation.stage)
-    validation: str = "full"
+    # how a child that passed its minibatch test is validated: "adaptive" lets such
+    # children form a chain validated at its tip, the chain's length following whether
+    # tips beat their roots (engine/chain.py); "full" validates each one on the whole
+    # set; "racing" in stages that drop a child as soon as it is clearly worse
+    validation: str = "adaptive"
     # "validation_share": the minibatch grows so parent + child minibatch rollouts are a
     # fifth of one validation, never below minibatch_size
     minibatch_schedule: str = "validation_share"

@@ -7,7 +7,7 @@ and weighed against the frontier the same way."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gepa_cli.engine import events as ev
@@ -35,6 +35,10 @@ class Proposal:
     next_component: int
     passed: bool
     verdict: dict[str, Any]  # the data of the accepted or rejected event
+    # edits since the last validated candidate, this one included (chain.py), and
+    # the proposals that wrote them
+    chain_length: int = 1
+    chain_proposals: list[str] = field(default_factory=list)
 
 
 async def admit(ctx: StepContext, proposal: Proposal) -> Candidate | None:
@@ -57,9 +61,13 @@ async def admit(ctx: StepContext, proposal: Proposal) -> Candidate | None:
         iteration=proposal.iteration,
         next_component=proposal.next_component,
     )
-    ctx.emitter.emit(
-        ACCEPTED_EVENT[proposal.origin], {**proposal.verdict, "candidate_id": child.id}
-    )
+    accepted = {**proposal.verdict, "candidate_id": child.id}
+    if proposal.chain_length > 1:
+        accepted["chain"] = {
+            "length": proposal.chain_length,
+            "proposal_ids": list(proposal.chain_proposals),
+        }
+    ctx.emitter.emit(ACCEPTED_EVENT[proposal.origin], accepted)
     register(ctx, child, proposal=proposal.eval_id)
     await validate(ctx, child, proposal.iteration)
     return child

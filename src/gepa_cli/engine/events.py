@@ -25,6 +25,8 @@ CANDIDATE_REJECTED = "candidate.rejected"
 CANDIDATE_DUPLICATE = "candidate.duplicate"
 VALIDATION_STAGE = "validation.stage"
 CANDIDATE_DROPPED = "candidate.dropped"
+CHAIN_EXTENDED = "chain.extended"
+CHAIN_ABANDONED = "chain.abandoned"
 MERGE_PROPOSED = "merge.proposed"
 MERGE_ACCEPTED = "merge.accepted"
 MERGE_REJECTED = "merge.rejected"
@@ -50,6 +52,8 @@ EVENT_TYPES = (
     CANDIDATE_DUPLICATE,
     VALIDATION_STAGE,
     CANDIDATE_DROPPED,
+    CHAIN_EXTENDED,
+    CHAIN_ABANDONED,
     MERGE_PROPOSED,
     MERGE_ACCEPTED,
     MERGE_REJECTED,

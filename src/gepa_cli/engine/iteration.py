@@ -12,10 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gepa_cli.engine.admission import admit
+from gepa_cli.engine import events as ev
+from gepa_cli.engine.admission import Proposal, admit
+from gepa_cli.engine.budget import Work
+from gepa_cli.engine.chain import Chain
 from gepa_cli.engine.context import StepContext
 from gepa_cli.engine.merge_step import MergeTrial, plan_merge_trial, test_merge
 from gepa_cli.engine.reflection import ReflectionPlan, plan_reflection, reflect
+from gepa_cli.engine.state import Candidate
 
 IterationPlan = ReflectionPlan | MergeTrial
 
@@ -37,12 +41,106 @@ async def run_iteration(ctx: StepContext, plan: IterationPlan) -> None:
         await admit(ctx, await test_merge(ctx, plan))
         return
     proposal = await reflect(ctx, plan)
-    if proposal is None or await admit(ctx, proposal) is None:
+    if proposal is None:
+        return
+    mine = _on_open_chain(ctx, plan)
+    if proposal.passed and mine and not _validate_now(ctx, proposal):
+        extend_chain(ctx, proposal)
+        return
+    child = await admit(ctx, proposal)
+    if proposal.passed:
+        close_chain(ctx, proposal, child, ends_chain=mine)
+    if child is None:
         return
     s, merge = ctx.settings, ctx.state.merge
     merge.last_iteration_found_new = True
     if s.use_merge and merge.tested + merge.due < s.max_merge_invocations:
         merge.due += 1
+
+
+def _on_open_chain(ctx: StepContext, plan: ReflectionPlan) -> bool:
+    """Whether the iteration grew from the open chain's tip (or from a selected parent
+    while no chain is open). With overlapping iterations the chain may have moved on
+    while it was in flight: such a child is validated, never made the tip."""
+    chain = ctx.state.chains.chain
+    current = None if chain is None else chain.tip
+    return current == (None if plan.chain is None else plan.chain.tip)
+
+
+def _validate_now(ctx: StepContext, proposal: Proposal) -> bool:
+    return ctx.strategies.validation.wants_validation(proposal.chain_length, ctx.state.chains)
+
+
+def extend_chain(ctx: StepContext, proposal: Proposal) -> None:
+    book = ctx.state.chains
+    book.chain = Chain(
+        root_id=proposal.parents[0],
+        tip=proposal.eval_id,
+        texts=dict(proposal.texts),
+        content_hash=proposal.content_hash,
+        next_component=proposal.next_component,
+        length=proposal.chain_length,
+        proposal_ids=list(proposal.chain_proposals),
+        verdict=dict(proposal.verdict),
+    )
+    # the tip's texts are spent: a proposal that writes them again is a duplicate
+    ctx.state.rejected_hashes.append(proposal.content_hash)
+    ctx.emitter.emit(
+        ev.CHAIN_EXTENDED, {**proposal.verdict, "length": book.chain.length, "target": book.target}
+    )
+
+
+def close_chain(
+    ctx: StepContext, proposal: Proposal, child: Candidate | None, *, ends_chain: bool
+) -> None:
+    """A child that passed its test was validated (or dropped): its chain ends, and
+    whether it beat the candidate the chain grew from sets the next chain's target."""
+    book = ctx.state.chains
+    if ends_chain:
+        book.chain = None
+    root = ctx.state.by_id(proposal.parents[0])
+    improved = child is not None and child.val_mean > root.val_mean
+    ctx.strategies.validation.record_tip(book, improved)
+
+
+async def finish_chain(ctx: StepContext) -> None:
+    """Validate the open chain's tip at the end of the optimization (its edits would be
+    lost otherwise). The budget left room for it: every iteration reserved one
+    validation, and an iteration that extended the chain did not spend it."""
+    book = ctx.state.chains
+    chain = book.chain
+    if chain is None:
+        return
+    val_size = ctx.strategies.validation.worst_case_rollouts(len(ctx.state.val_ids))
+    limit = ctx.blocked_by(Work(optimization_rollouts=val_size))
+    if limit is not None:
+        book.chain = None
+        ctx.emitter.emit(
+            ev.CHAIN_ABANDONED,
+            {
+                "iteration": ctx.state.counters.iteration,
+                "content_hash": chain.content_hash,
+                "length": chain.length,
+                "proposal_ids": list(chain.proposal_ids),
+                "reason": limit,
+            },
+        )
+        return
+    proposal = Proposal(
+        origin="reflection",
+        eval_id=chain.tip,
+        texts=dict(chain.texts),
+        content_hash=chain.content_hash,
+        parents=[chain.root_id],
+        iteration=ctx.state.counters.iteration,
+        next_component=chain.next_component,
+        passed=True,
+        verdict=dict(chain.verdict),
+        chain_length=chain.length,
+        chain_proposals=list(chain.proposal_ids),
+    )
+    book.chain = None
+    close_chain(ctx, proposal, await admit(ctx, proposal), ends_chain=False)
 
 
 def plan_to_dict(plan: IterationPlan) -> dict[str, Any]:

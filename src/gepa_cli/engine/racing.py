@@ -22,7 +22,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gepa_cli.engine.registry import register
-from gepa_cli.engine.validation import ScoreBatch, Screening, StageReport, ValidationPolicy
+from gepa_cli.engine.validation import (
+    FullValidation,
+    ScoreBatch,
+    Screening,
+    StageReport,
+    ValidationPolicy,
+)
 
 if TYPE_CHECKING:
     from gepa_cli.engine.settings import EngineSettings
@@ -66,7 +72,7 @@ def worse_bound(
     }
 
 
-class RacingValidation:
+class RacingValidation(FullValidation):
     name = "racing"
 
     def __init__(self, first_stage: int = FIRST_STAGE, delta: float = DELTA) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from gepa_cli.engine import events as ev
 from gepa_cli.engine.admission import Proposal
 from gepa_cli.engine.budget import Work
+from gepa_cli.engine.chain import Chain
 from gepa_cli.engine.context import StepContext
 from gepa_cli.engine.state import Candidate, MemoEntry, content_hash, proposal_id
 from gepa_cli.engine.types import ProposalRequest, ReflectiveRecord, Usage
@@ -37,9 +38,12 @@ class ReflectionPlan:
     next_component: int
     # numbered when the plan is made, if iterations overlap (else when each call is made)
     proposal_ids: list[str] | None = None
+    # the open chain this iteration extends: its tip is the parent (chain.py)
+    chain: Chain | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "chain": None if self.chain is None else self.chain.to_dict(),
             "kind": "reflection",
             "iteration": self.iteration,
             "parent_id": self.parent_id,
@@ -52,6 +56,7 @@ class ReflectionPlan:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReflectionPlan:
         ids = data["proposal_ids"]
+        chain = data.get("chain")
         return cls(
             iteration=int(data["iteration"]),
             parent_id=str(data["parent_id"]),
@@ -59,20 +64,32 @@ class ReflectionPlan:
             components=[str(m) for m in data["components"]],
             next_component=int(data["next_component"]),
             proposal_ids=None if ids is None else [str(p) for p in ids],
+            chain=None if chain is None else Chain.from_dict(chain),
         )
 
 
 def plan_reflection(ctx: StepContext, iteration: int, *, number: bool = False) -> ReflectionPlan:
     state, strategies = ctx.state, ctx.strategies
-    parent = state.by_id(strategies.selector.select(state, ctx.settings.frontier_type, ctx.rng))
+    chain = state.chains.chain
+    if chain is not None:
+        # an open chain goes on from its tip: no parent is drawn
+        parent = chain.tip_candidate()
+    else:
+        selected = strategies.selector.select(state, ctx.settings.frontier_type, ctx.rng)
+        parent = state.by_id(selected)
     minibatch = ctx.sampler.next_minibatch(ctx.rng)
     modules = strategies.components.select(parent, state.target_modules)
+    if chain is not None:
+        chain.next_component = parent.next_component
+        chain = Chain.from_dict(chain.to_dict())  # the plan keeps the chain as it was
     ids = None
     if number:
         first = state.counters.proposals_made + 1
         state.counters.proposals_made += len(modules)
         ids = [proposal_id(first + k) for k in range(len(modules))]
-    return ReflectionPlan(iteration, parent.id, minibatch, modules, parent.next_component, ids)
+    return ReflectionPlan(
+        iteration, parent.id, minibatch, modules, parent.next_component, ids, chain
+    )
 
 
 async def reflect(ctx: StepContext, plan: ReflectionPlan) -> Proposal | None:
@@ -80,19 +97,20 @@ async def reflect(ctx: StepContext, plan: ReflectionPlan) -> Proposal | None:
     (a perfect parent skipped, every proposal failed, or the texts were seen before)."""
     s, state, counters = ctx.settings, ctx.state, ctx.state.counters
     iteration, minibatch, modules = plan.iteration, plan.minibatch, plan.components
-    parent = state.by_id(plan.parent_id)
-    ctx.emitter.emit(
-        ev.ITERATION_STARTED,
-        {
-            "iteration": iteration,
-            "kind": "reflection",
-            "parent_id": parent.id,
-            "minibatch": list(minibatch),
-            "components": list(modules),
-        },
-    )
+    chain = plan.chain
+    parent = chain.tip_candidate() if chain is not None else state.by_id(plan.parent_id)
+    started: dict[str, Any] = {
+        "iteration": iteration,
+        "kind": "reflection",
+        "parent_id": parent.id,
+        "minibatch": list(minibatch),
+        "components": list(modules),
+    }
+    if chain is not None:
+        started["chain"] = {"tip": chain.tip, "length": chain.length}
+    ctx.emitter.emit(ev.ITERATION_STARTED, started)
     before = await ctx.evals.evaluate(
-        parent.id,
+        chain.tip if chain is not None else parent.id,
         parent.content_hash,
         parent.texts,
         minibatch,
@@ -156,6 +174,8 @@ async def reflect(ctx: StepContext, plan: ReflectionPlan) -> Proposal | None:
         iteration=iteration,
         next_component=plan.next_component,
         passed=acceptance.accepts(parent_scores, child_scores),
+        chain_length=(chain.length if chain is not None else 0) + 1,
+        chain_proposals=[*(chain.proposal_ids if chain is not None else []), *proposal_ids],
         verdict={
             "iteration": iteration,
             "proposal_ids": proposal_ids,
@@ -246,6 +266,45 @@ async def _propose(
     if counters.consecutive_failures >= ctx.settings.max_consecutive_proposer_failures:
         raise ProposerGaveUp
     return None, pid
+
+
+# what to do about the proposer's latest failures, by their reason (the rejection labels
+# of gepa_cli.runtime.proposers.prompt, or an error); the first match of the latest wins
+_GIVE_UP_HINTS = (
+    ("truncated", "its answers were cut at max_tokens: raise [proposer] max_tokens"),
+    (
+        "no_fence",
+        "its answers have no fenced block: use a model that follows the reflection "
+        "prompt, or a [proposer] prompt_template it follows",
+    ),
+    (
+        "unclosed_fence",
+        "its answers open a fenced block and end without closing it: use a model that "
+        "follows the reflection prompt, or a [proposer] prompt_template it follows",
+    ),
+    ("unchanged", "it keeps answering the current text: raise [proposer] temperature"),
+    ("empty", "its answers are empty: check the model and its server's chat template"),
+)
+
+
+_LIMIT = "max_consecutive_proposer_failures"
+# stands for the run directory, which only the caller knows (the runner fills it in)
+RUN_DIR = "RUN_DIR"
+
+
+def give_up_hint(reasons: list[str]) -> str:
+    """How to go on after the proposer failed too often, for its latest failure."""
+    latest = reasons[-1] if reasons else ""
+    for label, hint in _GIVE_UP_HINTS:
+        if latest == label:
+            return (
+                hint + "; then start a new run (or raise [gepa] max_consecutive_proposer_failures)"
+            )
+    return (
+        "fix the proposer (start its model server, check [proposer] base_url or command) "
+        f"or raise [gepa] {_LIMIT}, then continue the run with "
+        f"`gepa-cli gepa resume {RUN_DIR}`"
+    )
 
 
 def failure_message(ctx: StepContext) -> str:

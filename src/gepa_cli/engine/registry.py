@@ -77,6 +77,14 @@ def build(kind: str, choice: str | Named, settings: EngineSettings) -> Any:
 def _load_builtins() -> None:
     # the strategy modules import the state and settings, which import this module:
     # importing them here, on first use, keeps the import graph free of cycles
-    from gepa_cli.engine import acceptance, components, racing, schedule, selection, validation
+    from gepa_cli.engine import (
+        acceptance,
+        chain,
+        components,
+        racing,
+        schedule,
+        selection,
+        validation,
+    )
 
-    del acceptance, components, racing, schedule, selection, validation
+    del acceptance, chain, components, racing, schedule, selection, validation

@@ -11,10 +11,13 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gepa_cli.engine.budget import Ledger
 from gepa_cli.engine.types import Texts
+
+if TYPE_CHECKING:
+    from gepa_cli.engine.chain import ChainBook
 
 
 def content_hash(texts: Texts) -> str:
@@ -189,6 +192,8 @@ class EngineState:
     # the run's one order of validation ids for staged validation (empty under "full"),
     # so every child is raced against its rivals on the same examples
     val_order: list[str] = field(default_factory=list)
+    # the open chain of unvalidated edits and its target length (chain.py)
+    chains: ChainBook = field(default_factory=lambda: _chain_book())
     # derived from the candidates, kept up to date instead of recomputed (never saved)
     _frontiers: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -264,6 +269,7 @@ class EngineState:
             "merge": self.merge.to_dict(),
             "heldout_means": dict(self.heldout_means),
             "val_order": list(self.val_order),
+            "chains": self.chains.to_dict(),
         }
 
     @classmethod
@@ -286,7 +292,14 @@ class EngineState:
             heldout_means={str(k): float(v) for k, v in data["heldout_means"].items()},
             # checkpoints written before staged validation existed have no order
             val_order=_strings(data.get("val_order", [])),
+            chains=_chain_book(data.get("chains")),
         )
+
+
+def _chain_book(data: Mapping[str, Any] | None = None) -> ChainBook:
+    from gepa_cli.engine.chain import ChainBook
+
+    return ChainBook.from_dict(data)
 
 
 def _strings(values: Sequence[Any]) -> list[str]:

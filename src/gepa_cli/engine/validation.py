@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from gepa_cli.engine.registry import register
 
 if TYPE_CHECKING:
+    from gepa_cli.engine.chain import ChainBook
     from gepa_cli.engine.settings import EngineSettings
 
 # evaluate the child on these validation ids -> example id -> score
@@ -56,11 +57,26 @@ class ValidationPolicy(Protocol):
         """Decide whether the child is worth its full validation."""
         ...
 
+    def wants_validation(self, length: int, book: ChainBook) -> bool:
+        """Whether a child that passed its test, ``length`` edits from the last
+        validated candidate, is validated now (else it extends the chain)."""
+        ...
+
+    def record_tip(self, book: ChainBook, improved: bool) -> None:
+        """Learn from a validated child: did it beat the candidate its chain grew from."""
+        ...
+
 
 class FullValidation:
     """Today's GEPA: every accepted child is validated on the whole set."""
 
     name = "full"
+
+    def wants_validation(self, length: int, book: ChainBook) -> bool:
+        return True
+
+    def record_tip(self, book: ChainBook, improved: bool) -> None:
+        return None
 
     def worst_case_rollouts(self, val_size: int) -> int:
         return val_size

@@ -40,6 +40,7 @@ MAY_CHANGE = (
     "container.*",
     "policy.base_url",
     "policy.api_key_env",
+    "policy.timeout_seconds",
     "proposer.base_url",
     "proposer.api_key_env",
     "proposer.timeout_seconds",
@@ -205,10 +206,12 @@ def memo_from_rollouts(path: Path) -> dict[str, dict[str, MemoEntry]]:
     for number, row in read_rows(path, RolloutRow, error=ResumeError):
         if row.discarded:
             continue
-        if row.content_hash is None:
+        if row.content_hash is None or row.score is None:
+            missing = "content_hash" if row.content_hash is None else "score"
             raise ResumeError(
-                f"{path} line {number} has no content_hash, but the checkpoint relies on it",
-                hint="the ledger was written by another version or edited; start a new run",
+                f"{path} line {number} has no {missing}, but the checkpoint relies on it",
+                hint="the ledger was written by another version, edited, or is an online "
+                "session's; start a new run",
             )
         memo.setdefault(row.content_hash, {}).setdefault(
             row.example_id,

@@ -26,7 +26,8 @@ class ServiceContext:
         return self.pool.stopping.is_set()
 
 
-def service_context(request: Request) -> ServiceContext:
+async def service_context(request: Request) -> ServiceContext:
+    """(async: FastAPI would run a plain function in a worker thread, on every request)"""
     context: ServiceContext = request.app.state.service
     return context
 

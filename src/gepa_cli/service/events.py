@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import orjson
+from starlette.responses import StreamingResponse
 
 from gepa_cli.artifacts.schema import EventLine
+from gepa_cli.service.errors import BadRequestError
 
 FINAL_STATUSES = ("succeeded", "failed", "cancelled", "paused")
 
@@ -87,3 +89,29 @@ async def stream_events(
             last_write = time.monotonic()
             yield b": keepalive\n\n"
         await asyncio.sleep(poll_seconds)
+
+
+def event_stream_response(
+    events_path: Path,
+    status_of: Callable[[], Awaitable[str]],
+    last_event_id: str | None,
+    *,
+    keepalive_seconds: float,
+    closing: Callable[[], bool],
+) -> StreamingResponse:
+    """The SSE answer of an events route: resumed after ``Last-Event-ID`` when given."""
+    try:
+        after = int(last_event_id) if last_event_id not in (None, "") else -1
+    except ValueError:
+        raise BadRequestError(f"Last-Event-ID {last_event_id!r} is not a seq") from None
+    return StreamingResponse(
+        stream_events(
+            events_path,
+            status_of,
+            after=after,
+            keepalive_seconds=keepalive_seconds,
+            closing=closing,
+        ),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -79,6 +79,18 @@ CREATE TABLE workers (
 )
 """
 
+# the online sessions a service holds (gepa_cli.online): where each one's run directory
+# is, so a service opens them again when it starts
+_ONLINE_SESSIONS = """
+CREATE TABLE online_sessions (
+    session_id  TEXT PRIMARY KEY,
+    run_dir     TEXT NOT NULL,
+    config_path TEXT,
+    client      TEXT,
+    created_at  TEXT NOT NULL
+)
+"""
+
 SQLITE = {"real": "REAL", "serial": "INTEGER"}  # an INTEGER PRIMARY KEY is the rowid
 POSTGRESQL = {"real": "DOUBLE PRECISION", "serial": "BIGSERIAL"}
 
@@ -90,6 +102,7 @@ def _both(template: str) -> tuple[str, str]:
 MIGRATIONS = (
     Migration(1, "requests", *_both(_REQUESTS)),
     Migration(2, "clients, lease history, workers", *_both(_CLIENTS_HISTORY_WORKERS)),
+    Migration(3, "online sessions", *_both(_ONLINE_SESSIONS)),
 )
 
 _LEDGER = """

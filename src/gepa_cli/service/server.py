@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from fastapi import APIRouter
 
 from gepa_cli.errors import ConfigError
 from gepa_cli.service.app import create_app
@@ -117,9 +118,11 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(settings: ServiceSettings, sock: socket.socket) -> None:
+def serve(
+    settings: ServiceSettings, sock: socket.socket, routers: Sequence[APIRouter] = ()
+) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app(settings)
+    app = create_app(settings, routers=routers)
     config = uvicorn.Config(
         app, log_level="warning", timeout_graceful_shutdown=CONNECTIONS_GRACE_SECONDS
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,6 +70,29 @@ def confine(path: str | Path, roots: tuple[Path, ...], what: str = "path") -> Pa
     return resolved
 
 
+def config_source(body: Mapping[str, Any], roots: tuple[Path, ...]) -> tuple[Path | None, Path]:
+    """(config file, the directory its relative paths resolve from) of a submitted body:
+    exactly one of ``config_path`` and ``config_toml`` (with ``base_dir``), confined to
+    the allowed roots. A run's and an online session's submissions alike."""
+    config_path, config_toml = body.get("config_path"), body.get("config_toml")
+    if (config_path is None) == (config_toml is None):
+        raise BadRequestError("give exactly one of 'config_path' and 'config_toml'")
+    if config_path is not None:
+        path = confine(str(config_path), roots, "config_path")
+        return path, path.parent
+    return None, confine(str(body.get("base_dir") or roots[0]), roots, "base_dir")
+
+
+def confine_files(config: Any, roots: tuple[Path, ...]) -> None:
+    """The files a config (a run's or a session's) names must be under the allowed roots."""
+    for label, value in (
+        ("cache.path", config.cache.path),
+        ("proposer.prompt_template", config.proposer.prompt_template),
+    ):
+        if value is not None:
+            confine(value, roots, label)
+
+
 def container_key(config: GepaConfig, base_dir: Path) -> str:
     """One key per container: a URL is shared; an app or command is per config directory."""
     container = config.container
@@ -92,39 +116,29 @@ def submit(
     queue: RunQueue, settings: ServiceSettings, body: dict[str, Any], client: str | None = None
 ) -> Request:
     """Validate a ``POST /runs`` body and queue it; raises before queueing on any problem."""
-    config_path, config_toml = body.get("config_path"), body.get("config_toml")
-    if (config_path is None) == (config_toml is None):
-        raise BadRequestError("give exactly one of 'config_path' and 'config_toml'")
     roots = settings.allowed_roots
+    path, source_dir = config_source(body, roots)
     base_dir: Path | None = None
-    if config_path is not None:
-        path = confine(str(config_path), roots, "config_path")
+    if path is not None:
         config = load_config(path)
-        source_dir = path.parent
     else:
-        base_dir = confine(str(body.get("base_dir") or roots[0]), roots, "base_dir")
+        base_dir = source_dir
         try:
-            raw = tomllib.loads(str(config_toml))
+            raw = tomllib.loads(str(body["config_toml"]))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config_toml is not valid TOML: {exc}") from None
         config = config_from_dict(raw, base_dir=base_dir, source="config_toml")
-        source_dir = base_dir
-    for label, value in (
-        ("cache.path", config.cache.path),
-        ("proposer.prompt_template", config.proposer.prompt_template),
-    ):
-        if value is not None:
-            confine(value, roots, label)
+    confine_files(config, roots)
     run_id = config.run.run_id or new_run_id()
     run_dir = (settings.output_dir / run_id).resolve()
     if run_dir.exists():
         raise ConflictError(
             f"run directory {run_dir} already exists", hint="pick another [run] run_id"
         )
-    if config_toml is not None:
+    if path is None:
         settings.config_dir.mkdir(parents=True, exist_ok=True)
         path = settings.config_dir / f"{run_id}.toml"
-        path.write_text(str(config_toml), encoding="utf-8")
+        path.write_text(str(body["config_toml"]), encoding="utf-8")
     request = queue.insert(
         run_id=run_id,
         config_path=path,

@@ -52,6 +52,19 @@ class RunFiles:
     def ledger(self, name: str) -> Path:
         return self.path / name
 
+    @property
+    def best_candidate_id(self) -> str | None:
+        """The manifest's best, or the frontier's while the run has no manifest."""
+        if self.manifest and self.manifest.best_candidate:
+            return self.manifest.best_candidate.id
+        return self.frontier.best_candidate_id if self.frontier else None
+
+    @property
+    def seed_candidate_id(self) -> str | None:
+        if self.manifest and self.manifest.seed_candidate:
+            return self.manifest.seed_candidate.id
+        return None
+
 
 def is_run_dir(path: Path) -> bool:
     return path.is_dir() and any((path / marker).exists() for marker in layout.RUN_MARKERS)

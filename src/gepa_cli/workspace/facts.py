@@ -10,6 +10,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from gepa_cli.workspace.views import Workspace
 
 # Rollouts whose live call raised (the evaluator records them as failed with the
@@ -70,10 +72,18 @@ class RunFacts:
     accepted: list[tuple[int, str]] = field(default_factory=list)  # (seq, candidate_id)
     type_at: dict[int, str] = field(default_factory=dict)  # seq -> type, checkpoints only
     best_heldout_mean: float | None = None
+    # validation objective means of the seed and of the run's best candidate (candidates
+    # ledger); empty for a task that reports no objectives
+    seed_objective_means: dict[str, float] = field(default_factory=dict)
+    best_objective_means: dict[str, float] = field(default_factory=dict)
 
     @property
     def cost_usd(self) -> float:
         return self.rollout_usage.cost_usd + self.proposal_cost_usd
+
+    @property
+    def cost_known(self) -> bool:
+        return self.rollout_usage.cost_known and self.proposal_usage.cost_known
 
 
 def gather(ws: Workspace) -> dict[str, RunFacts]:
@@ -121,8 +131,37 @@ def gather(ws: Workspace) -> dict[str, RunFacts]:
         facts[run_id].candidates[str(cid)] = val_count
         facts[run_id].candidate_rows += n
 
+    _gather_objectives(ws, facts)
     _gather_events(ws, facts)
     return facts
+
+
+def _gather_objectives(ws: Workspace, facts: dict[str, RunFacts]) -> None:
+    """Objective means of each run's seed and best candidate, from their fullest row."""
+    wanted = sorted(
+        f"{run.run_id}/{cid}"
+        for run in ws.runs
+        for cid in (run.seed_candidate_id, run.best_candidate_id)
+        if cid is not None
+    )
+    _, rows = ws.query(
+        "SELECT run_id, candidate_id, bool_or(origin = 'seed'), "
+        "arg_max(objective_means, val_count) FROM candidates "
+        "WHERE origin = 'seed' OR list_contains(?, run_id || '/' || candidate_id) GROUP BY ALL",
+        [wanted],
+    )
+    runs = {run.run_id: run for run in ws.runs}
+    for run_id, cid, is_seed, raw in rows:
+        means = orjson.loads(raw) if raw else {}
+        if not isinstance(means, dict) or not means:
+            continue
+        scores = {str(k): float(v) for k, v in means.items() if isinstance(v, int | float)}
+        run = runs.get(run_id)
+        seed_id = run.seed_candidate_id if run else None
+        if cid == seed_id or (seed_id is None and is_seed):
+            facts[run_id].seed_objective_means = scores
+        if run is not None and cid == run.best_candidate_id:
+            facts[run_id].best_objective_means = scores
 
 
 def _gather_events(ws: Workspace, facts: dict[str, RunFacts]) -> None:

@@ -22,6 +22,7 @@ from gepa_cli.artifacts.schema import (
     EventLine,
     FrontierDoc,
     ProposalRow,
+    RewardRow,
     RolloutRow,
 )
 
@@ -68,6 +69,7 @@ EVENTS = columns(EventLine, exclude=("run_id",))
 ROLLOUTS = columns(RolloutRow)
 PROPOSALS = columns(ProposalRow)
 CANDIDATES = columns(CandidateRow)
+REWARDS = columns(RewardRow)  # online sessions only
 FRONTIER_FILE = columns(FrontierDoc, maps=True)
 CACHE_PROFILE_FILE = columns(CacheProfileDoc, maps=True)
 
@@ -104,4 +106,13 @@ RUNS = {
     "manifest": "JSON",
 }
 
-VIEW_NAMES = ("runs", "events", "rollouts", "proposals", "candidates", "frontier", "cache")
+VIEW_NAMES = (
+    "runs",
+    "events",
+    "rollouts",
+    "rewards",
+    "proposals",
+    "candidates",
+    "frontier",
+    "cache",
+)

@@ -25,6 +25,9 @@ class RunStatus:
     best_heldout_mean: float | None
     seed_val_mean: float | None
     seed_heldout_mean: float | None
+    # per objective, the validation means of the seed and the best candidate ({} if none)
+    seed_objective_means: dict[str, float]
+    best_objective_means: dict[str, float]
     rollouts_by_status: dict[str, int]
     rollouts_by_split: dict[str, int]
     events_by_type: dict[str, int]
@@ -34,6 +37,8 @@ class RunStatus:
     spent_usd: float
     proposals: int
     candidates: int
+    # False when some call had no price: cost_usd is then only the priced part
+    cost_known: bool = True
     invariants: list[Invariant] = field(default_factory=list)
 
     @property
@@ -108,11 +113,13 @@ def run_status(run: RunFiles, facts: RunFacts) -> RunStatus:
         lock=run.lock,
         pid=run.lock_info.pid if run.lock_info else None,
         stopped_by=manifest.stopped_by if manifest else None,
-        best_candidate_id=best.id if best else frontier.best_candidate_id if frontier else None,
+        best_candidate_id=run.best_candidate_id,
         best_val_mean=best.val_mean if best else frontier.best_val_mean if frontier else None,
         best_heldout_mean=best.heldout_mean if best else facts.best_heldout_mean,
         seed_val_mean=seed.val_mean if seed else None,
         seed_heldout_mean=seed.heldout_mean if seed else None,
+        seed_objective_means=facts.seed_objective_means,
+        best_objective_means=facts.best_objective_means,
         rollouts_by_status=dict(sorted(facts.rollouts_by_status.items())),
         rollouts_by_split=dict(sorted(facts.rollouts_by_split.items())),
         events_by_type=dict(sorted(facts.events_by_type.items())),
@@ -122,6 +129,7 @@ def run_status(run: RunFiles, facts: RunFacts) -> RunStatus:
         spent_usd=manifest.spent_usd if manifest else facts.live_cost_usd,
         proposals=facts.proposals,
         candidates=len(facts.candidates),
+        cost_known=facts.cost_known,
         invariants=check_run(run, facts, state),
     )
 

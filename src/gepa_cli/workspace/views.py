@@ -99,7 +99,7 @@ def runs_row(run: RunFiles) -> tuple[Any, ...]:
         manifest.started_at if manifest else registry.started_at if registry else None,
         manifest.finished_at if manifest else None,
         manifest.stopped_by if manifest else None,
-        best.id if best else frontier.best_candidate_id if frontier else None,
+        run.best_candidate_id,
         best.val_mean if best else frontier.best_val_mean if frontier else None,
         best.val_count if best else None,
         best.heldout_mean if best else None,
@@ -135,6 +135,11 @@ def register_views(con: duckdb.DuckDBPyConnection, runs: Sequence[RunFiles]) -> 
         f"CREATE VIEW rollouts AS SELECT *, {_usage_columns()} FROM ({rollouts}) "
         "WHERE candidate_id IS NOT NULL"
     )
+
+    # an online session's rewards, one row per rewarded rollout (join rollouts on
+    # rollouts.example_id = rewards.rollout_id)
+    rewards = read_files(existing(runs, layout.REWARDS), schemas.REWARDS, lines=True)
+    con.execute(f"CREATE VIEW rewards AS SELECT * FROM ({rewards}) WHERE rollout_id IS NOT NULL")
 
     proposals = read_files(existing(runs, layout.PROPOSALS), schemas.PROPOSALS, lines=True)
     con.execute(

@@ -25,6 +25,8 @@ COOKBOOK = Path(__file__).resolve().parents[3] / "cookbooks" / "code_review"
 CONFIG = COOKBOOK / "gepa.toml"
 REPLAY = COOKBOOK / "replay"
 GOLDEN = REPLAY / "events.normalized.jsonl"
+QUERYING = COOKBOOK.parents[1] / "docs" / "querying.md"
+FRONTIER_ON_HELDOUT = "### Precision and recall of every frontier member on heldout"
 RECORDED_CACHE = REPLAY / "cache"
 MAX_CACHE_FILES = 1300  # one file per rollout: the recording is committed to git
 MAX_CACHE_BYTES = 6_000_000
@@ -102,8 +104,9 @@ def test_the_recorded_run_keeps_the_cookbooks_promises(replayed: dict[str, Any])
 
 
 def test_report_heldout_scores_match_the_runs_own_rollouts(replayed: dict[str, Any]) -> None:
-    """The report computes heldout scores of the other frontier members with the offline
-    reviewer; for the seed and the best, it must agree with what the run recorded."""
+    """The report computes heldout scores of members the run did not score with the
+    offline reviewer; for every candidate the run scored, that computation must agree
+    with what the run recorded."""
     run_dir = Path(replayed["run_dir"])
     _facts, members = frontier_report(run_dir)
     recorded = [m for m in members if m.heldout_source == "run"]
@@ -118,6 +121,44 @@ def test_report_heldout_scores_match_the_runs_own_rollouts(replayed: dict[str, A
         assert m.heldout is not None
         for key in ("reward", "precision", "recall", "quiet"):
             assert again[key] == pytest.approx(m.heldout[key], abs=1e-4), (m.candidate_id, key)
+
+
+def _documented_statement() -> str:
+    """The SQL of the docs' frontier-on-heldout example, exactly as shown there."""
+    section = QUERYING.read_text(encoding="utf-8").split(FRONTIER_ON_HELDOUT, 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    match = re.fullmatch(r'gepa-cli query "(.+)" --runs \S+\n', block, re.S)
+    assert match, block
+    return match.group(1)
+
+
+def test_the_documented_statement_gives_every_frontier_member_on_heldout(
+    replayed: dict[str, Any],
+) -> None:
+    run_dir = Path(replayed["run_dir"])
+    result = CliRunner().invoke(
+        app, ["query", _documented_statement(), "--runs", str(run_dir), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    frontier = json.loads((run_dir / "frontier.json").read_text())
+    members = {cid for ids in frontier["frontier"].values() for cid in ids}
+    assert [r["candidate_id"] for r in rows] == sorted(members)
+    # the means, from the run's own heldout rollouts
+    heldout: dict[str, list[dict[str, float]]] = {}
+    for line in (run_dir / "rollouts.jsonl").read_text().splitlines():
+        rollout = json.loads(line)
+        if rollout["split"] == "heldout":
+            heldout.setdefault(rollout["candidate_id"], []).append(rollout["objectives"])
+    for row in rows:
+        scored = heldout[row["candidate_id"]]
+        assert row["heldout_rows"] == len(scored) == 38
+        for name in ("precision", "recall"):
+            assert row[name] is not None
+            mean = sum(o[name] for o in scored) / len(scored)
+            assert row[name] == pytest.approx(mean, abs=5e-4), (row, name)
+    # an objective frontier: each member is best on an objective it names
+    assert all(r["best_on"] and r["best_on"].startswith("objective:") for r in rows)
 
 
 def test_live_run_still_produces_the_golden_feed(tmp_path: Path) -> None:

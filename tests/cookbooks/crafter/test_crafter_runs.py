@@ -24,7 +24,9 @@ from typer.testing import CliRunner
 from gepa_cli.cli.main import app as cli
 from gepa_cli.runtime.container import free_port
 from gepa_cli.runtime.container.inprocess import UvicornThread
+from gepa_cli.workspace import workspace_status
 from support.checks import replay_check
+from support.cli import run_cli
 
 TINY = """\
 [run]
@@ -156,7 +158,7 @@ def test_objective_and_hybrid_frontiers(tmp_path: Path, frontier: str) -> None:
                 assert json.loads(candidates[cid]["objective_means"])[name] == best
 
 
-def test_query_shows_per_objective_scores(tmp_path: Path) -> None:
+def test_query_and_workspace_status_show_per_objective_scores(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     run(write_config(tmp_path, "query"), runs, "query")
     per_candidate = query(
@@ -180,6 +182,32 @@ def test_query_shows_per_objective_scores(tmp_path: Path) -> None:
     )
     assert {r["split"] for r in per_rollout} == {"train", "val", "heldout"}
     assert all(0 <= r["collect"] <= 1 for r in per_rollout)
+
+    # workspace status: the seed's and the best's validation means per achievement group
+    ledger = {
+        row["candidate_id"]: json.loads(row["objective_means"])
+        for row in query("SELECT candidate_id, objective_means FROM candidates", runs)
+    }
+    groups = ["collect", "place", "make", "survive"]
+    (status,) = workspace_status(runs).runs
+    assert sorted(status.seed_objective_means) == sorted(groups)
+    assert status.seed_objective_means == pytest.approx(ledger["c0000"])
+    assert status.best_candidate_id in ledger
+    assert status.best_objective_means == pytest.approx(ledger[status.best_candidate_id])
+    shown = run_cli("workspace", "status", str(runs), "--json")
+    assert shown.exit_code == 0, shown.output
+    (as_json,) = json.loads(shown.stdout)["runs"]
+    assert as_json["seed_objective_means"] == pytest.approx(ledger["c0000"])
+    assert as_json["best_objective_means"] == pytest.approx(ledger[status.best_candidate_id])
+    table = run_cli("workspace", "status", str(runs), "--details")
+    assert table.exit_code == 0, table.output
+    best = status.best_objective_means
+    for group in groups:
+        # the runs table's cell, then the details row: seed, best, change
+        assert f"{group} {best[group]:.3f}" in table.stderr
+        seed = status.seed_objective_means[group]
+        row = f"{group} {seed:.3f} {best[group]:.3f} {best[group] - seed:+.3f}"
+        assert row in " ".join(table.stderr.replace("│", " ").split()), table.stderr
 
 
 def fake_model() -> FastAPI:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from gepa_cli.artifacts import layout
 from gepa_cli.service.context import ServiceContext, client_of, service_context
 from gepa_cli.service.errors import BadRequestError, ServiceUnavailableError
-from gepa_cli.service.events import stream_events
+from gepa_cli.service.events import event_stream_response
 from gepa_cli.service.queue import STATUSES, TERMINAL, now_iso
 from gepa_cli.service.submit import submit
 
@@ -22,7 +22,10 @@ router = APIRouter(tags=["runs"])
 Context = Annotated[ServiceContext, Depends(service_context)]
 
 
-class RunSubmission(BaseModel):
+class ConfigSubmission(BaseModel):
+    """A config to submit (a run's; an online session's too): exactly one of config_path
+    and config_toml."""
+
     config_path: str | None = Field(None, description="A config file under an allowed root.")
     config_toml: str | None = Field(None, description="The config itself, as TOML text.")
     base_dir: str | None = Field(
@@ -30,6 +33,9 @@ class RunSubmission(BaseModel):
         description="For config_toml: where its relative paths resolve (default: "
         "the first allowed root).",
     )
+
+
+class RunSubmission(ConfigSubmission):
     priority: int = Field(0, description="Higher runs first.")
     auto_start: bool = Field(True, description="False: queue it paused until resumed.")
 
@@ -99,24 +105,16 @@ async def run_events(
     request_id: str, ctx: Context, last_event_id: str | None = Header(None)
 ) -> StreamingResponse:
     found = await asyncio.to_thread(ctx.queue.get, request_id)
-    try:
-        after = int(last_event_id) if last_event_id not in (None, "") else -1
-    except ValueError:
-        raise BadRequestError(f"Last-Event-ID {last_event_id!r} is not a seq") from None
 
     async def status_of() -> str:
         return (await asyncio.to_thread(ctx.queue.get, found.request_id)).status
 
-    return StreamingResponse(
-        stream_events(
-            Path(found.run_dir) / layout.EVENTS,
-            status_of,
-            after=after,
-            keepalive_seconds=ctx.settings.keepalive_seconds,
-            closing=ctx.closing,
-        ),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    return event_stream_response(
+        Path(found.run_dir) / layout.EVENTS,
+        status_of,
+        last_event_id,
+        keepalive_seconds=ctx.settings.keepalive_seconds,
+        closing=ctx.closing,
     )
 
 

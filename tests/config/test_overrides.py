@@ -125,7 +125,7 @@ def test_validate_warns_when_the_budget_allows_fewer_than_three_proposals(
     config.write_text(CONFIG.replace("max_total_rollouts = 10", "max_total_rollouts = 12"))
     result = run_cli("gepa", "validate", "--config", str(config), "--json", "--skip-container")
     assert result.exit_code == 0, result.output
-    assert "warning: the budget allows only" in result.stderr
+    assert "warning: the budget guarantees only" in result.stderr
     preview = orjson.loads(result.stdout)["budget_preview"]
     assert preview["proposals"] < 3 and preview["limited_by"] == "max_total_rollouts"
 

@@ -208,22 +208,29 @@ async def test_malformed_completion_is_a_proposer_error(chat_server: ChatServer)
 
 
 @pytest.mark.parametrize(
-    ("content", "reason"),
+    ("content", "finish_reason", "reason"),
     [
-        ("```\nA much better instruction that was cut", "truncated"),
-        (f"```\n{CURRENT}\n```", "unchanged"),
-        ("", "empty"),
-        (None, "empty"),
-        ("Just use a better prompt.", "no_fence"),
+        ("```\nA much better instruction that was cut", "length", "truncated"),
+        # cut at max_tokens before any fence: truncated, not "no fence"
+        ("Looking at the low-scoring examples, the text needs", "length", "truncated"),
+        # a short answer that stopped on its own inside a block it never closed
+        ("```\nA much better instruction", "stop", "unclosed_fence"),
+        (f"```\n{CURRENT}\n```", "stop", "unchanged"),
+        ("", "stop", "empty"),
+        (None, "stop", "empty"),
+        ("Just use a better prompt.", "stop", "no_fence"),
     ],
 )
 async def test_bad_answers_are_rejected(
-    chat_server: ChatServer, content: str | None, reason: str
+    chat_server: ChatServer, content: str | None, finish_reason: str, reason: str
 ) -> None:
-    chat_server.script(Reply(body=completion(content, 50, 10)))
+    body = completion(content, 50, 10)
+    body["choices"][0]["finish_reason"] = finish_reason
+    chat_server.script(Reply(body=body))
     result = await fast(chat_server).propose(make_request())
     assert result.new_text is None
     assert result.rejection == reason
+    assert result.meta["finish_reason"] == finish_reason
     assert result.raw_output == (content or "")
     assert result.prompt  # kept for the proposals ledger
     assert result.usage.total_tokens == 60  # a rejected answer still cost tokens
@@ -240,7 +247,9 @@ async def test_cached_call_replays_usage_without_the_server(chat_server: ChatSer
     )
     assert len(chat_server.requests) == 1
     assert replace(second, meta={}) == replace(first, meta={})
-    assert (first.meta, second.meta) == ({"cache_action": "write"}, {"cache_action": "hit"})
+    assert (first.meta["cache_action"], second.meta["cache_action"]) == ("write", "hit")
+    # why generation ended is read from the cached completion too
+    assert first.meta["finish_reason"] == second.meta["finish_reason"] == "stop"
     [(boundary, logical), _] = cache.calls
     assert boundary == "proposer.openai_chat"
     assert set(logical) == {"model", "temperature", "max_tokens", "messages"}

@@ -79,8 +79,9 @@ def test_answer_text_is_the_last_complete_fenced_block(answer: str, expected: st
         ("", "empty"),
         ("   \n\t", "empty"),
         ("```\n   \n```", "empty"),
-        ("```\nA new text that was cut o", "truncated"),
-        ("```\ndraft\n```\nAnd the final one:\n```\nhalf of it", "truncated"),
+        # no finish_reason: the answer ended inside a block, cut or not, nobody says
+        ("```\nA new text that was cut o", "unclosed_fence"),
+        ("```\ndraft\n```\nAnd the final one:\n```\nhalf of it", "unclosed_fence"),
         ("A new text without any fence.", "no_fence"),
         ("Inline ```code``` is not a block.", "no_fence"),
         (f"```\n{CURRENT}\n```", "unchanged"),
@@ -91,6 +92,31 @@ def test_bad_answers_are_rejected_with_a_reason(answer: str, reason: str) -> Non
     parsed = parse_answer(answer, CURRENT)
     assert parsed.new_text is None
     assert parsed.rejection == reason
+
+
+@pytest.mark.parametrize(
+    ("answer", "finish_reason", "reason"),
+    [
+        # cut at max_tokens: truncated, whether or not a fence was open
+        ("```\nA new text that was cut o", "length", "truncated"),
+        ("Let me think about the examples first. The first one", "length", "truncated"),
+        ("```\ndraft\n```\nAnd now the final", "length", "truncated"),
+        ("", "length", "truncated"),
+        # stopped on its own: a short answer is what it is
+        ("Sure! Here is a better prompt.", "stop", "no_fence"),
+        ("```\nYou are a helpful", "stop", "unclosed_fence"),
+        ("", "stop", "empty"),
+    ],
+)
+def test_the_finish_reason_decides_between_truncated_and_the_rest(
+    answer: str, finish_reason: str, reason: str
+) -> None:
+    parsed = parse_answer(answer, CURRENT, finish_reason)
+    assert (parsed.new_text, parsed.rejection) == (None, reason)
+
+
+def test_a_complete_answer_that_stopped_on_its_own_is_adopted() -> None:
+    assert parse_answer("```\nA better text.\n```", CURRENT, "stop").new_text == "A better text."
 
 
 def test_custom_template_missing_a_placeholder_is_a_config_error(tmp_path: Path) -> None:

@@ -1,9 +1,11 @@
-"""docs/containers.md shows the real --help output and the example's real code."""
+"""docs/containers.md shows the real --help output, the example's real code, and what
+running the example really prints."""
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,21 @@ def test_the_tutorial_code_is_the_example() -> None:
     example_lines = {line.strip() for line in EXAMPLE.splitlines()}
     missing = [line for line in code.splitlines() if line.strip() not in example_lines]
     assert not missing, missing
+
+
+def test_the_example_run_prints_what_the_doc_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    match = re.search(
+        r"^\$ (gepa-cli gepa run --config examples/[^\n]*)\n(.*?)^```", DOC, re.M | re.S
+    )
+    assert match, "the doc shows no run of the example"
+    command, shown = match.group(1), match.group(2).strip()
+    monkeypatch.chdir(tmp_path)
+    # a copy, so the run's cache (next to the config) is not written into the project
+    shutil.copytree(
+        ROOT / "examples" / "support_replies", tmp_path / "examples" / "support_replies"
+    )
+    result = run_cli(*shlex.split(command)[1:])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == shown

@@ -22,9 +22,10 @@ from gepa_cli.taskapp import (
     RolloutFailed,
     RolloutResult,
     TaskApp,
-    Unavailable,
+    UpstreamUnavailable,
     Usage,
 )
+from gepa_cli.taskapp import PolicySettings as TaskPolicy
 
 from . import CANDIDATE_FIELD, MODULE_ID, PROGRAM_ID
 from .data import Banking77Data, load_default
@@ -35,6 +36,7 @@ from .policy import (
     Prediction,
     UpstreamFailedError,
     UpstreamTransientError,
+    check_openai_chat,
     offline_predict,
     openai_chat_classify,
     reward_info,
@@ -84,11 +86,10 @@ def create_app(data: Banking77Data | None = None, api_key: str | None = None) ->
             raise BadRequest("invalid_row", f"dataset_row label {label!r} is not a label")
         return example_id, query, label
 
-    async def predict(r: Rollout, prompt: str, query: str) -> Prediction:
-        p = r.policy
-        if p.backend == "offline":
-            return offline_predict(prompt, query, labels)
-        settings = PolicySettings(
+    def settings_of(p: TaskPolicy) -> PolicySettings:
+        if p.backend not in BACKENDS:
+            raise BadRequest("unknown_backend", f"policy.backend {p.backend!r}; use {BACKENDS}")
+        return PolicySettings(
             p.backend,
             p.model,
             p.base_url,
@@ -96,23 +97,36 @@ def create_app(data: Banking77Data | None = None, api_key: str | None = None) ->
             p.temperature,
             p.max_tokens,
             p.timeout_seconds,
+            dict(p.params),
         )
+
+    async def predict(r: Rollout, prompt: str, query: str) -> Prediction:
+        settings = settings_of(r.policy)
+        if settings.backend == "offline":
+            return offline_predict(prompt, query, labels)
         try:
             return await openai_chat_classify(chat_client(), settings, prompt, query, labels)
         except PolicyRequestError as exc:
             raise BadRequest(exc.code, str(exc)) from exc
         except UpstreamTransientError as exc:  # retried by the optimizer
-            raise Unavailable(
-                str(exc), code="upstream_unavailable", status=exc.status_code
-            ) from exc
+            raise UpstreamUnavailable(exc.url, exc.cause, status=exc.status_code) from exc
         except UpstreamFailedError as exc:
             raise RolloutFailed(str(exc)) from exc
 
+    async def check_policy(policy: TaskPolicy) -> str:
+        """Can a rollout reach its model? Asked by `gepa validate` before any budget."""
+        settings = settings_of(policy)
+        if settings.backend == "offline":
+            return "the offline policy calls no model"
+        try:
+            return await check_openai_chat(chat_client(), settings)
+        except PolicyRequestError as exc:
+            raise BadRequest(exc.code, str(exc)) from exc
+        except UpstreamTransientError as exc:
+            raise UpstreamUnavailable(exc.url, exc.cause, status=exc.status_code) from exc
+
     async def rollout(r: Rollout) -> RolloutResult:
-        if r.policy.backend not in BACKENDS:
-            raise BadRequest(
-                "unknown_backend", f"policy.backend {r.policy.backend!r}; use {BACKENDS}"
-            )
+        settings_of(r.policy)  # an unknown backend is refused before the row is read
         example_id, query, expected = resolve_row(r.row)
         prediction = await predict(r, r.candidate[CANDIDATE_FIELD], query)
         info = reward_info(prediction.label, expected, query)
@@ -155,6 +169,7 @@ def create_app(data: Banking77Data | None = None, api_key: str | None = None) ->
         splits={name: len(rows) for name, rows in data.splits.items()},
         row=row,
         rollout=rollout,
+        check_policy=check_policy,
         max_rollout_seconds=300.0,  # a backstop: each model call has its own timeout_seconds
         api_key_env=API_KEY_ENV,
         api_key=api_key,

@@ -30,6 +30,8 @@ class PolicySettings:
     temperature: float = 0.0
     max_tokens: int | None = None
     timeout_seconds: float = 60.0
+    # extra fields of the chat request ([policy] params: top_p, seed, stop, ...)
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,10 +51,13 @@ class PolicyRequestError(ValueError):
 
 
 class UpstreamTransientError(RuntimeError):
-    """The model endpoint timed out or answered 408/429/5xx: worth retrying later."""
+    """The model endpoint is unreachable, timed out or answered 408/429/5xx: worth
+    retrying later. ``url`` is the endpoint's /v1 root, ``cause`` what went wrong."""
 
-    def __init__(self, message: str, status_code: int = 502) -> None:
-        super().__init__(message)
+    def __init__(self, url: str, cause: str, status_code: int = 502) -> None:
+        super().__init__(f"the model at {url} is unavailable: {cause}")
+        self.url = url
+        self.cause = cause
         self.status_code = status_code
 
 
@@ -145,34 +150,27 @@ async def openai_chat_classify(
         raise PolicyRequestError("invalid_policy", "policy.model is required for openai_chat")
     if not settings.base_url:
         raise PolicyRequestError("invalid_policy", "policy.base_url is required for openai_chat")
-    headers = {}
-    if settings.api_key_env:
-        key = os.environ.get(settings.api_key_env)
-        if not key:
-            raise PolicyRequestError(
-                "missing_api_key",
-                f"policy.api_key_env names {settings.api_key_env}, which is not set "
-                "in the container's environment",
-            )
-        headers["Authorization"] = f"Bearer {key}"
+    headers = _auth_headers(settings)
     messages = chat_messages(prompt, query, labels)
+    # the configured fields win over params of the same name
     body: dict[str, Any] = {
+        **settings.params,
         "model": settings.model,
         "messages": messages,
         "temperature": settings.temperature,
     }
     if settings.max_tokens is not None:
         body["max_tokens"] = settings.max_tokens
-    url = settings.base_url.rstrip("/") + "/chat/completions"
+    root = settings.base_url.rstrip("/")
+    url = root + "/chat/completions"
     try:
         resp = await client.post(url, json=body, headers=headers, timeout=settings.timeout_seconds)
-    except httpx.TimeoutException as exc:
-        raise UpstreamTransientError(f"openai_chat timed out: {url}", 504) from exc
     except httpx.HTTPError as exc:
-        raise UpstreamTransientError(f"openai_chat unreachable: {type(exc).__name__}") from exc
+        raise _unreachable(root, exc, settings.timeout_seconds) from exc
     if resp.status_code in (408, 429) or resp.status_code >= 500:
         code = 429 if resp.status_code == 429 else 502
-        raise UpstreamTransientError(f"openai_chat answered HTTP {resp.status_code}", code)
+        cause = f"HTTP {resp.status_code}: {_snippet(resp.text)}"
+        raise UpstreamTransientError(root, cause, code)
     if resp.status_code >= 400:
         raise UpstreamFailedError(
             f"openai_chat answered HTTP {resp.status_code}: {resp.text[:200]}"
@@ -192,6 +190,78 @@ async def openai_chat_classify(
     label = normalize_answer(answer, labels)
     messages = [*messages, {"role": "assistant", "content": answer}]
     return Prediction(label, messages, usage, {"raw_answer": answer})
+
+
+def _auth_headers(settings: PolicySettings) -> dict[str, str]:
+    if not settings.api_key_env:
+        return {}
+    key = os.environ.get(settings.api_key_env)
+    if not key:
+        raise PolicyRequestError(
+            "missing_api_key",
+            f"policy.api_key_env names {settings.api_key_env}, which is not set "
+            "in the container's environment",
+        )
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _snippet(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _unreachable(root: str, exc: httpx.HTTPError, timeout: float) -> UpstreamTransientError:
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTransientError(root, f"no answer within {timeout:g} s", 504)
+    return UpstreamTransientError(root, _reason(exc))
+
+
+def _reason(exc: BaseException) -> str:
+    """The OS's reason ("Connection refused") under httpx's "All connection attempts
+    failed", else the error itself."""
+    node: BaseException | None = exc
+    while node is not None:
+        if isinstance(node, OSError) and node.errno:
+            return f"cannot connect ({os.strerror(node.errno)})"
+        node = node.__cause__ or node.__context__
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def check_openai_chat(client: httpx.AsyncClient, settings: PolicySettings) -> str:
+    """Whether the endpoint answers ``GET {base_url}/models`` with this key: a check
+    that spends no tokens. Raises like a rollout would; returns what it found."""
+    if not settings.base_url:
+        raise PolicyRequestError("invalid_policy", "policy.base_url is required for openai_chat")
+    headers = _auth_headers(settings)
+    root = settings.base_url.rstrip("/")
+    try:
+        resp = await client.get(root + "/models", headers=headers, timeout=settings.timeout_seconds)
+    except httpx.HTTPError as exc:
+        raise _unreachable(root, exc, settings.timeout_seconds) from exc
+    if resp.status_code in (408, 429) or resp.status_code >= 500:
+        cause = f"HTTP {resp.status_code}: {_snippet(resp.text)}"
+        raise UpstreamTransientError(root, cause, 429 if resp.status_code == 429 else 502)
+    if resp.status_code in (401, 403):
+        raise PolicyRequestError(
+            "upstream_refused",
+            f"the model at {root} refused the key (HTTP {resp.status_code}); "
+            f"check the variable named by policy.api_key_env",
+        )
+    if resp.status_code >= 400:
+        # some compatible servers serve chat without listing models: reachable is enough
+        return f"the model endpoint at {root} answers (GET /models: HTTP {resp.status_code})"
+    try:
+        listed = [str(m.get("id")) for m in resp.json().get("data", []) if isinstance(m, dict)]
+    except (ValueError, AttributeError):
+        listed = []
+    if settings.model and listed and settings.model not in listed:
+        shown = ", ".join(listed[:5]) + (", ..." if len(listed) > 5 else "")
+        return (
+            f"the model endpoint at {root} answers, but does not list {settings.model!r} ({shown})"
+        )
+    return f"the model endpoint at {root} answers" + (
+        f" and serves {settings.model!r}" if settings.model in listed else ""
+    )
 
 
 def offline_predict(prompt: str, query: str, labels: Sequence[str]) -> Prediction:

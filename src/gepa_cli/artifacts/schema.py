@@ -106,10 +106,16 @@ class ProposalRow(Record):
     cost_usd: float | None = None
     cache_action: str | None = None
     new_text: str | None = None
-    # accepted | rejected | duplicate: <reason> | dropped: <reason> | not_evaluated |
-    # <kind>: <reason> for a call that failed
+    # what became of it (docs/run-directory.md, "The proposals ledger"):
+    # accepted | rejected | dropped: <reason>  -- its text was evaluated (cost rollouts)
+    # duplicate: <reason> | not_evaluated     -- it had a text, never evaluated
+    # unusable: <label> | error: <message>    -- no usable text came back
     outcome: str
     candidate_id: str | None = None
+    # whether its text was evaluated with rollouts (so it cost more than the call)
+    evaluated: bool = False
+    # why the model stopped writing, as the backend says ("stop", "length", ...)
+    finish_reason: str | None = None
 
 
 class RewardRow(Record):
@@ -176,6 +182,8 @@ class SpendDoc(Record):
     """Usage recorded by the runner, and the part of its cost that went live."""
 
     spent_usd: float = 0.0
+    # False once a call that went live had no price: spent_usd is then a lower bound
+    spent_known: bool = True
     by_boundary: dict[str, UsageTotals] = Field(default_factory=dict)
 
 
@@ -323,6 +331,7 @@ class Manifest(Record):
     cost_known: bool = True
     cost_note: str | None = None
     spent_usd: float = 0.0
+    spent_known: bool = True
     num_candidates: int | None = None
     iterations: int | None = None
     frontier: FrontierSummary | None = None

@@ -6,6 +6,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from gepa_cli.artifacts.cost import usd
+
 if TYPE_CHECKING:
     from gepa_cli.artifacts.replay import Replay
 
@@ -86,9 +88,11 @@ def format_summary(replay: Replay) -> list[str]:
         cost = budget.get("cost_usd")
         lines.append(
             f"budget: rollouts {rollouts.get('total')} ({by_role}), proposals "
-            f"{budget.get('proposals')}, tokens {budget.get('tokens')}, cost_usd "
-            + (f"{cost:.4f}" if isinstance(cost, (int, float)) else str(cost))
-            + ("" if budget.get("cost_known", True) else " (partly unknown)")
+            f"{budget.get('proposals')}, tokens {budget.get('tokens')}, cost "
+            + usd(
+                float(cost) if isinstance(cost, (int, float)) else None,
+                bool(budget.get("cost_known", True)),
+            )
         )
     if replay.frontier is not None:
         members = sorted({c for ids in replay.frontier.frontier.values() for c in ids})

@@ -10,24 +10,35 @@ import orjson
 import typer
 from rich.console import Console
 
+from gepa_cli.artifacts.cost import usd
 from gepa_cli.cli.gepa import CONFIG_OPTION, JSON_OPTION, gepa_app
-from gepa_cli.errors import ResumeError
+from gepa_cli.errors import GepaCliError, ResumeError
 from gepa_cli.runner import GepaRun, RunResult, request_stop, summary
 from gepa_cli.runner.progress import ProgressDisplay
 
 
 def _execute(run: GepaRun, as_json: bool) -> None:
     console = Console(stderr=True)
+    # a live display only for a person at a terminal: logs and pipes get the summary
     show_progress = not as_json and sys.stderr.isatty()
     display = (
-        ProgressDisplay(console, run.config.gepa.max_total_rollouts, run.live_stats)
+        ProgressDisplay(
+            console, run.config.gepa.max_total_rollouts, run.live_stats, run.elapsed_seconds
+        )
         if show_progress
         else None
     )
     if display is not None:
         run.on_event(display.on_event)
-    with display if display is not None else nullcontext():
-        result = run.execute()
+    try:
+        with display if display is not None else nullcontext():
+            result = run.execute()
+    except GepaCliError:
+        # a run that failed after validating its seed still found something: say what,
+        # then the error line says why it stopped and how to go on
+        if run.last_result is not None and run.last_result.manifest.get("seed_candidate"):
+            _report(run.last_result, as_json)
+        raise
     _report(result, as_json)
 
 
@@ -40,22 +51,28 @@ def _report(result: RunResult, as_json: bool) -> None:
     def score(value: object) -> str:
         return "-" if value is None else f"{float(value):.3f}"  # type: ignore[arg-type]
 
-    def rollouts(counts: dict[str, int] | None) -> str:
+    def counted(counts: dict[str, int] | None) -> str:
         if not counts:
             return "none"
-        parts = ", ".join(f"{role} {n}" for role, n in counts.items() if role != "total")
-        return f"{counts.get('total', 0)} ({parts})"
+        parts = ", ".join(f"{kind} {n}" for kind, n in counts.items() if kind != "total")
+        return f"{counts.get('total', 0)}" + (f" ({parts})" if parts else "")
 
+    manifest = result.manifest
+    recorded = usd(manifest["cost_usd"], bool(manifest.get("cost_known", True)))
+    spent = usd(manifest["spent_usd"], bool(manifest.get("spent_known", True)))
     lines = [
         f"run {facts['run_id']} {facts['state']} (stopped by {facts['stopped_by']})",
         f"  validation: seed {score(facts['seed_val_mean'])} -> best "
         f"{score(facts['best_val_mean'])} ({facts['best_candidate_id']})",
         f"  heldout:    seed {score(facts['seed_heldout_mean'])} -> best "
         f"{score(facts['best_heldout_mean'])}",
-        f"  rollouts:   {rollouts(facts['rollouts'])}",
-        f"  cost:       ${facts['cost_usd']:.4f} recorded, ${facts['spent_usd']:.4f} spent live",
-        f"  artifacts:  {facts['run_dir']}",
+        f"  rollouts:   {counted(facts['rollouts'])}",
+        f"  proposals:  {counted(facts['proposals'])}",
+        f"  cost:       {recorded} recorded, {spent} spent live",
     ]
+    if facts["cost_note"]:
+        lines.append(f"              {facts['cost_note']}")
+    lines.append(f"  artifacts:  {facts['run_dir']}")
     typer.echo("\n".join(lines), err=True)
 
 

@@ -192,19 +192,25 @@ class CandidateConfig(Section):
         return value
 
 
+class Prices(Section):
+    input_per_million_usd: float = Field(ge=0)
+    output_per_million_usd: float = Field(ge=0)
+
+
 class PolicyConfig(Section):
+    """Passed to the container with every rollout (names of secrets only). ``prices``
+    stays with the optimizer: it prices the tokens a rollout reports without a cost."""
+
     backend: str = "offline"
     model: str | None = None
     base_url: str | None = None
     api_key_env: EnvName = None
     temperature: float = Field(default=0.0, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1)
+    # seconds the container may wait for one call to its model (None: the container's own)
+    timeout_seconds: PositiveFloat | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-
-
-class Prices(Section):
-    input_per_million_usd: float = Field(ge=0)
-    output_per_million_usd: float = Field(ge=0)
+    prices: Prices | None = None
 
 
 class ProposerConfig(Section):

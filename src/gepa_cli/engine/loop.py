@@ -27,7 +27,7 @@ from gepa_cli.engine.evaluation import BudgetStop, MemoEvaluator
 from gepa_cli.engine.finish import emit_finished, finish, heldout
 from gepa_cli.engine.iteration import finish_chain, plan_iteration, run_iteration
 from gepa_cli.engine.pipeline import Pipeline
-from gepa_cli.engine.reflection import ProposerGaveUp, failure_message
+from gepa_cli.engine.reflection import ProposerGaveUp, failure_message, give_up_hint
 from gepa_cli.engine.result import EngineResult
 from gepa_cli.engine.sampler import EpochShuffledSampler
 from gepa_cli.engine.settings import EngineSettings
@@ -272,7 +272,14 @@ class GepaEngine:
     async def run(self) -> EngineResult:
         if not self.started:
             await self._start()
-        stopped_by = await self._optimize()
+        gave_up: str | None = None
+        try:
+            stopped_by = await self._optimize()
+        except ProposerGaveUp:
+            # the run cannot go on, but what it found is real: score the seed and the
+            # best so far on heldout (if the budget allows) and report them, then fail
+            stopped_by, gave_up = "proposer_failures", failure_message(self.ctx)
+            self.guard.reserved = Work()  # iterations still in flight will never commit
         if stopped_by is None:
             raise AssertionError("the optimization loop ended without a reason")
         if not self.stopped_externally:
@@ -280,6 +287,9 @@ class GepaEngine:
             await finish_chain(self.ctx)
         if self.state.heldout_ids:
             await heldout(self, stopped_by)
+        if gave_up is not None:
+            emit_finished(self, stopped_by, error=gave_up)
+            raise ProposerError(gave_up, hint=give_up_hint(self.state.counters.failure_reasons))
         return finish(self, stopped_by)
 
     async def _start(self) -> None:
@@ -333,14 +343,6 @@ class GepaEngine:
                 self.safe_point()
         except BudgetStop as stop:
             return stop.limit
-        except ProposerGaveUp:
-            message = failure_message(self.ctx)
-            emit_finished(self, "proposer_failures", error=message)
-            raise ProposerError(
-                message,
-                hint="check the [proposer] backend and its answers, or raise "
-                "[gepa] max_consecutive_proposer_failures",
-            ) from None
 
     def stop_reason(self, *, budget: bool = True) -> str | None:
         """Why no further iteration may start, if so; ``budget=False`` leaves out the

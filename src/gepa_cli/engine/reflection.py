@@ -279,6 +279,45 @@ async def _propose(
     return None, pid
 
 
+# what to do about the proposer's latest failures, by their reason (the rejection labels
+# of gepa_cli.runtime.proposers.prompt, or an error); the first match of the latest wins
+_GIVE_UP_HINTS = (
+    ("truncated", "its answers were cut at max_tokens: raise [proposer] max_tokens"),
+    (
+        "no_fence",
+        "its answers have no fenced block: use a model that follows the reflection "
+        "prompt, or a [proposer] prompt_template it follows",
+    ),
+    (
+        "unclosed_fence",
+        "its answers open a fenced block and end without closing it: use a model that "
+        "follows the reflection prompt, or a [proposer] prompt_template it follows",
+    ),
+    ("unchanged", "it keeps answering the current text: raise [proposer] temperature"),
+    ("empty", "its answers are empty: check the model and its server's chat template"),
+)
+
+
+_LIMIT = "max_consecutive_proposer_failures"
+# stands for the run directory, which only the caller knows (the runner fills it in)
+RUN_DIR = "RUN_DIR"
+
+
+def give_up_hint(reasons: list[str]) -> str:
+    """How to go on after the proposer failed too often, for its latest failure."""
+    latest = reasons[-1] if reasons else ""
+    for label, hint in _GIVE_UP_HINTS:
+        if latest == label:
+            return (
+                hint + "; then start a new run (or raise [gepa] max_consecutive_proposer_failures)"
+            )
+    return (
+        "fix the proposer (start its model server, check [proposer] base_url or command) "
+        f"or raise [gepa] {_LIMIT}, then continue the run with "
+        f"`gepa-cli gepa resume {RUN_DIR}`"
+    )
+
+
 def failure_message(ctx: StepContext) -> str:
     counters = ctx.state.counters
     return (

@@ -22,7 +22,20 @@ from gepa_cli.errors import GepaCliError
 from gepa_cli.runner.feed import SEED_ID
 from gepa_cli.runner.recorder import Spend
 
-UNKNOWN_COST_NOTE = "cost unknown for some calls (no price for the model)"
+# where the price of each boundary's calls is set
+PRICE_SECTIONS = {
+    "container.rollout": "[policy.prices]",
+    "proposer.openai_chat": "[proposer.prices]",
+}
+
+
+def unknown_cost_note(unpriced: Sequence[str]) -> str:
+    """One line: whose calls have no price, and where to set one."""
+    parts = [
+        f"{name} (set {PRICE_SECTIONS[name]})" if name in PRICE_SECTIONS else name
+        for name in unpriced
+    ]
+    return "cost unknown: no price for the calls of " + ", ".join(parts or ["some calls"])
 
 
 def build_manifest(
@@ -75,8 +88,9 @@ def build_manifest(
         usage={name: totals.model_copy() for name, totals in spend.by_boundary.items()},
         cost_usd=spend.cost_usd,
         cost_known=cost_known,
-        cost_note=None if cost_known else UNKNOWN_COST_NOTE,
+        cost_note=None if cost_known else unknown_cost_note(spend.unpriced),
         spent_usd=spend.live_usd,
+        spent_known=spend.live_known,
         num_candidates=outcome.num_candidates if outcome is not None else None,
         iterations=outcome.iterations if outcome is not None else None,
         frontier=frontier,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -46,6 +47,8 @@ from gepa_cli.errors import ProposerError
 from gepa_cli.runner.feed import FeedIndex
 
 EventListener = Callable[[Mapping[str, Any]], None]
+# the ledger outcome of an answer the proposer could not use (never evaluated)
+UNUSABLE = "unusable"
 
 log = logging.getLogger("gepa_cli.runner")
 
@@ -57,6 +60,7 @@ class Spend:
     def __init__(self, saved: SpendDoc | None = None) -> None:
         saved = saved or SpendDoc()
         self.live_usd = saved.spent_usd
+        self.live_known = saved.spent_known
         self.by_boundary = {name: totals.model_copy() for name, totals in saved.by_boundary.items()}
 
     def add(self, boundary: str, usage: Usage) -> None:
@@ -70,6 +74,7 @@ class Spend:
 
     def add_live(self, usage: Usage) -> None:
         self.live_usd += usage.cost_usd
+        self.live_known = self.live_known and usage.cost_known
 
     @property
     def cost_usd(self) -> float:
@@ -79,11 +84,39 @@ class Spend:
     def cost_known(self) -> bool:
         return all(entry.cost_known for entry in self.by_boundary.values())
 
+    @property
+    def unpriced(self) -> list[str]:
+        """The boundaries some of whose calls have no price."""
+        return sorted(name for name, entry in self.by_boundary.items() if not entry.cost_known)
+
     def to_doc(self) -> SpendDoc:
         return SpendDoc(
             spent_usd=self.live_usd,
+            spent_known=self.live_known,
             by_boundary={name: totals.model_copy() for name, totals in self.by_boundary.items()},
         )
+
+
+class LiveCounters:
+    """What a progress display may show between events: rollouts back from the
+    container and not charged yet, and the proposer calls under way. Timing only:
+    nothing here is recorded or decides anything."""
+
+    def __init__(self) -> None:
+        self.rollouts_back = 0
+        self.proposing: dict[str, float] = {}  # proposal id -> monotonic start
+        # evaluations under way by split ("train", "val", "heldout")
+        self.evaluating: dict[str, int] = {}
+
+    def rollout_back(self) -> None:
+        self.rollouts_back += 1
+
+    def proposing_seconds(self) -> tuple[float, ...]:
+        now = time.monotonic()
+        return tuple(now - started for started in list(self.proposing.values()))
+
+    def splits_under_way(self) -> tuple[str, ...]:
+        return tuple(sorted(split for split, n in list(self.evaluating.items()) if n > 0))
 
 
 class RunRecorder:
@@ -115,6 +148,7 @@ class RunRecorder:
         self._calls: dict[str, dict[str, Any]] = {}
         # completed proposals waiting for their child's verdict
         self._proposals: dict[str, ProposalRow] = {}
+        self.live = LiveCounters()
 
     @property
     def last_budget(self) -> dict[str, Any] | None:
@@ -170,22 +204,27 @@ class RunRecorder:
         self._proposals[row.proposal_id] = row
 
     def _on_proposal_failed(self, data: Mapping[str, Any]) -> None:
-        if data.get("kind") != "error":  # an answer came back (and was turned down)
+        kind = data.get("kind")
+        if kind != "error":  # an answer came back (and could not be used)
             self.spend.add(self.proposer_boundary, Usage.from_dict(data.get("usage") or {}))
-        outcome = f"{data.get('kind')}: {data.get('reason')}"
+        # the event's "rejection" is an answer the proposer could not use: never
+        # evaluated, unlike a "rejected" child, which cost its minibatch rollouts
+        label = UNUSABLE if kind == "rejection" else kind
+        outcome = f"{label}: {data.get('reason')}"
         self.ledgers.proposals.append(self._proposal_row(data, outcome=outcome).dump())
 
     def _on_candidate_accepted(self, data: Mapping[str, Any]) -> None:
-        self._settle(data, "accepted", candidate_id=data.get("candidate_id"))
+        self._settle(data, "accepted", evaluated=True, candidate_id=data.get("candidate_id"))
 
     def _on_candidate_rejected(self, data: Mapping[str, Any]) -> None:
-        self._settle(data, "rejected")
+        self._settle(data, "rejected", evaluated=True)
 
     def _on_chain_extended(self, data: Mapping[str, Any]) -> None:
-        self._settle(data, f"extended: chain of {data.get('length')} edits")
+        # it passed its minibatch test (rollouts spent); validated later, as a chain's tip
+        self._settle(data, f"extended: chain of {data.get('length')} edits", evaluated=True)
 
     def _on_candidate_duplicate(self, data: Mapping[str, Any]) -> None:
-        self._settle(data, f"duplicate: {data.get('reason')}")
+        self._settle(data, f"duplicate: {data.get('reason')}", evaluated=False)
 
     def _on_candidate_dropped(self, data: Mapping[str, Any]) -> None:
         # racing names the child by its eval id only; every proposal still open belongs
@@ -193,6 +232,7 @@ class RunRecorder:
         outcome = f"dropped: clearly worse than {data.get('rival_id')} at stage {data.get('stage')}"
         for row in self._proposals.values():
             row.outcome = outcome
+            row.evaluated = True
             self.ledgers.proposals.append(row.dump())
         self._proposals.clear()
 
@@ -214,13 +254,17 @@ class RunRecorder:
             cache_action=call.get("cache_action"),
             new_text=new_text,
             outcome=outcome,
+            finish_reason=call.get("finish_reason"),
         )
 
-    def _settle(self, data: Mapping[str, Any], outcome: str, **extra: Any) -> None:
+    def _settle(
+        self, data: Mapping[str, Any], outcome: str, *, evaluated: bool, **extra: Any
+    ) -> None:
         for proposal_id in data.get("proposal_ids", []):
             row = self._proposals.pop(str(proposal_id), None)
             if row is not None:
                 row.outcome = outcome
+                row.evaluated = evaluated
                 if "candidate_id" in extra:
                     row.candidate_id = extra["candidate_id"]
                 self.ledgers.proposals.append(row.dump())
@@ -320,7 +364,14 @@ class _RecordingEvaluator:
         self.recorder = recorder
 
     async def evaluate(self, request: EvaluationRequest) -> list[ExampleResult]:
-        results = await self.inner.evaluate(request)
+        live = self.recorder.live
+        live.evaluating[request.split] = live.evaluating.get(request.split, 0) + 1
+        try:
+            results = await self.inner.evaluate(request)
+        finally:
+            # from here on the engine charges them (or the run ends): no longer "back"
+            live.rollouts_back = max(0, live.rollouts_back - len(request.example_ids))
+            live.evaluating[request.split] -= 1
         for result in results:
             if result.meta.get("cache_action") != "hit":
                 self.recorder.spend.add_live(result.usage)
@@ -335,11 +386,16 @@ class _RecordingProposer:
 
     async def propose(self, request: ProposalRequest) -> ProposalResult:
         calls = self.recorder._calls
+        live = self.recorder.live
+        key = request.proposal_id or f"call-{id(request)}"
+        live.proposing[key] = time.monotonic()
         try:
             result = await self.inner.propose(request)
         except ProposerError as error:
             calls[request.proposal_id] = {"error": error.one_line()}
             raise
+        finally:
+            live.proposing.pop(key, None)
         action = result.meta.get("cache_action")
         if action != "hit":
             self.recorder.spend.add_live(result.usage)
@@ -347,5 +403,6 @@ class _RecordingProposer:
             "prompt": result.prompt,
             "raw_output": result.raw_output,
             "cache_action": action,
+            "finish_reason": result.meta.get("finish_reason"),
         }
         return result

@@ -40,6 +40,7 @@ MAY_CHANGE = (
     "container.*",
     "policy.base_url",
     "policy.api_key_env",
+    "policy.timeout_seconds",
     "proposer.base_url",
     "proposer.api_key_env",
     "proposer.timeout_seconds",

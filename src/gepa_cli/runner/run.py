@@ -16,20 +16,36 @@ from gepa_cli.artifacts import (
     RunLock,
     RunRegistry,
     StateHistory,
+    layout,
     write_manifest,
 )
 from gepa_cli.artifacts.events import utc_now
-from gepa_cli.artifacts.schema import CacheProfileDoc, ResolvedConfigDoc, RunnerState
+from gepa_cli.artifacts.schema import (
+    CacheProfileDoc,
+    ProposalRow,
+    ResolvedConfigDoc,
+    RunnerState,
+    read_rows,
+)
 from gepa_cli.config import GepaConfig, load_config
 from gepa_cli.engine import EngineResult, EngineSettings, GepaEngine, Lanes, MemoEntry
-from gepa_cli.errors import CancelledError, ConfigError, GepaCliError
+from gepa_cli.engine.reflection import RUN_DIR
+from gepa_cli.errors import (
+    CancelledError,
+    ConfigError,
+    ContainerError,
+    GepaCliError,
+    ProposerError,
+)
 from gepa_cli.runner.control import RunControl
 from gepa_cli.runner.feed import FeedIndex
 from gepa_cli.runner.manifest import build_manifest
+from gepa_cli.runner.progress import LiveStats
 from gepa_cli.runner.recorder import EventListener, RunRecorder, Spend
 from gepa_cli.runner.resume import ResumePoint, load_resume_point, memo_from_rollouts
 from gepa_cli.runtime.cache import FileResponseCache, make_response_cache, restore_profile
 from gepa_cli.runtime.container import ContainerSession
+from gepa_cli.runtime.container.evaluator import THEN_CONTINUE
 from gepa_cli.runtime.proposers import build_proposer
 
 # CLI flag / keyword -> config field they override
@@ -106,6 +122,11 @@ class GepaRun:
         self.resume_point = resume_from
         self.listeners: list[EventListener] = []
         self._live_stats: tuple[FileResponseCache, Spend] | None = None
+        self._recorder: RunRecorder | None = None
+        self._control: RunControl | None = None
+        # the manifest of the last execution, also when it raised (a failed run's
+        # manifest still holds its seed and best scores)
+        self.last_result: RunResult | None = None
 
     @classmethod
     def from_toml(cls, path: str | Path, *, app: Any = None, **overrides: Any) -> GepaRun:
@@ -132,12 +153,24 @@ class GepaRun:
     def on_event(self, listener: EventListener) -> None:
         self.listeners.append(listener)
 
-    def live_stats(self) -> tuple[int, float]:
-        """Cache hits and live spend so far (for progress displays)."""
-        if self._live_stats is None:
-            return 0, 0.0
+    def live_stats(self) -> LiveStats:
+        """Cache hits, live spend and work under way, now (for progress displays)."""
+        if self._live_stats is None or self._recorder is None:
+            return LiveStats()
         cache, spend = self._live_stats
-        return int(cache.profile.to_dict()["totals"]["hits"]), spend.live_usd
+        live = self._recorder.live
+        return LiveStats(
+            cache_hits=int(cache.profile.to_dict()["totals"]["hits"]),
+            spent_usd=spend.live_usd,
+            spent_known=spend.live_known,
+            rollouts_back=live.rollouts_back,
+            proposing_seconds=live.proposing_seconds(),
+            evaluating=live.splits_under_way(),
+        )
+
+    def elapsed_seconds(self) -> float:
+        """The run's own clock (a resumed run goes on from where it stopped)."""
+        return self._control.elapsed_seconds() if self._control is not None else 0.0
 
     def execute(self) -> RunResult:
         return asyncio.run(self.execute_async())
@@ -202,6 +235,7 @@ class GepaRun:
             elapsed_before=point.runner.elapsed_seconds if point else 0.0,
         )
         opened = _OpenRun(run_dir, started_at, history, registry, lock, cache, spend, control)
+        self._control = control
 
         def runner_state() -> RunnerState:
             return RunnerState(
@@ -222,6 +256,7 @@ class GepaRun:
             listeners=tuple(self.listeners),
             feed=feed,
         )
+        self._recorder = opened.recorder
         return opened
 
     def _finish(
@@ -243,6 +278,19 @@ class GepaRun:
             error = CancelledError(
                 f"run {opened.run_id} stopped at a safe point after a signal ({stopped_by})",
                 hint=f"continue it with `gepa-cli gepa resume {run_dir.root}`",
+            )
+        if isinstance(error, ProposerError) and error.hint and RUN_DIR in error.hint:
+            # the engine cannot know where the run lives; say exactly what to type
+            error = ProposerError(
+                error.message, hint=error.hint.replace(RUN_DIR, str(run_dir.root)), **error.details
+            )
+        hint = error.hint if isinstance(error, ContainerError) else None
+        if error is not None and hint is not None and hint.endswith(THEN_CONTINUE):
+            # only the runner knows whether there is a checkpoint to resume from
+            error = ContainerError(
+                error.message,
+                hint=hint[: -len(THEN_CONTINUE)] + _how_to_continue(run_dir),
+                **error.details,
             )
         state = _final_state(stopped_by, error)
         outcome = result.outcome if result is not None else recorder.outcome(stopped_by or state)
@@ -279,9 +327,11 @@ class GepaRun:
         )
         run_dir.stop_file.unlink(missing_ok=True)  # honoured; a resume must not see it again
         opened.lock.release()
+        # kept for a caller that reports what a failed run still found (its manifest)
+        self.last_result = RunResult(run_dir.root, written.dump())
         if error is not None:
             raise error
-        return RunResult(run_dir.root, written.dump())
+        return self.last_result
 
     async def _run_engine(self, opened: _OpenRun) -> EngineResult:
         config, point = self.config, self.resume_point
@@ -308,7 +358,9 @@ class GepaRun:
             app=self.app,
         )
         async with session:
-            evaluator = recorder.recording_evaluator(session.evaluator())
+            rollouts = session.evaluator()
+            rollouts.on_rollout = recorder.live.rollout_back
+            evaluator = recorder.recording_evaluator(rollouts)
             proposer = recorder.recording_proposer(
                 build_proposer(config.proposer, cache, self.base_dir),
                 f"proposer.{config.proposer.backend}",
@@ -392,10 +444,24 @@ def _final_state(stopped_by: str | None, error: GepaCliError | None) -> str:
     return "finished"
 
 
+def proposal_outcomes(run_dir: Path) -> dict[str, int]:
+    """Proposer calls by what became of them (the kind before ':' of each ledger row's
+    outcome: accepted, rejected, unusable, error, ...), with their total."""
+    counts: dict[str, int] = {}
+    path = run_dir / layout.PROPOSALS
+    if path.exists():
+        for _, row in read_rows(path, ProposalRow):
+            kind = row.outcome.split(":", 1)[0].strip()
+            counts[kind] = counts.get(kind, 0) + 1
+    return {"total": sum(counts.values()), **dict(sorted(counts.items()))}
+
+
 def summary(result: RunResult) -> Mapping[str, Any]:
     """The few fields a person wants after a run."""
     manifest = result.manifest
     best, seed = manifest.get("best_candidate") or {}, manifest.get("seed_candidate") or {}
+    cost_known = bool(manifest.get("cost_known", True))
+    spent_known = bool(manifest.get("spent_known", True))
     return {
         "run_id": manifest["run_id"],
         "run_dir": str(result.run_dir),
@@ -407,6 +473,20 @@ def summary(result: RunResult) -> Mapping[str, Any]:
         "seed_heldout_mean": seed.get("heldout_mean"),
         "best_heldout_mean": best.get("heldout_mean"),
         "rollouts": (manifest.get("budget") or {}).get("rollouts"),
-        "cost_usd": manifest["cost_usd"],
-        "spent_usd": manifest["spent_usd"],
+        "proposals": proposal_outcomes(result.run_dir),
+        # null when some call had no price: unknown, never a made-up 0
+        "cost_usd": manifest["cost_usd"] if cost_known else None,
+        "spent_usd": manifest["spent_usd"] if spent_known else None,
+        "cost_known": cost_known,
+        "priced_cost_usd": manifest["cost_usd"],
+        "cost_note": manifest.get("cost_note"),
+        "error": manifest.get("error"),
     }
+
+
+def _how_to_continue(run_dir: RunDirectory) -> str:
+    """What to type once the fault is fixed: a run resumes from its last checkpoint, and
+    one that failed before its first (during the seed validation) starts again."""
+    if run_dir.checkpoint.exists():
+        return f"then continue the run with `gepa-cli gepa resume {run_dir.root}`"
+    return "then start the run again (it stopped before its first checkpoint: nothing to resume)"

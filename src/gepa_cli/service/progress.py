@@ -29,6 +29,7 @@ class FeedProgress:
         self._reset()
         self._checkpoint_stamp: tuple[int, int] | None = None
         self.spent_usd: float | None = None
+        self.spent_known = True  # False once a live call had no price
         self.lock = threading.Lock()
 
     def _reset(self) -> None:
@@ -75,6 +76,7 @@ class FeedProgress:
         self._checkpoint_stamp = stamp
         if doc is not None:
             self.spent_usd = doc.runner.spend.spent_usd
+            self.spent_known = doc.runner.spend.spent_known
 
     @property
     def budget(self) -> dict[str, Any]:
@@ -96,7 +98,10 @@ class FeedProgress:
             "best_candidate_id": frontier.best_candidate_id if frontier else None,
             "best_val_mean": frontier.best_val_mean if frontier else None,
             "cost_usd": budget.get("cost_usd"),
+            # unknown is not zero: a cost without a price for some call is only a part
+            "cost_known": bool(budget.get("cost_known", True)),
             "spent_usd": self.spent_usd,
+            "spent_known": self.spent_known,
             "finished": self.index.finished is not None,
         }
 

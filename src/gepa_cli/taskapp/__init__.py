@@ -17,6 +17,7 @@ from gepa_cli.taskapp.types import (
     RolloutFailed,
     RolloutResult,
     Unavailable,
+    UpstreamUnavailable,
     Usage,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "RolloutResult",
     "TaskApp",
     "Unavailable",
+    "UpstreamUnavailable",
     "Usage",
 ]

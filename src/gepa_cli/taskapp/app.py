@@ -21,9 +21,12 @@ from typing import Any
 from fastapi import FastAPI
 
 from gepa_cli.taskapp.execute import RolloutFn
-from gepa_cli.taskapp.types import BadRequest, Module
+from gepa_cli.taskapp.types import BadRequest, Module, PolicySettings
 
 RowFn = Callable[[str, int], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
+# answers whether rollouts under this policy can reach their model: a short detail, or
+# an ApiError (UpstreamUnavailable when the model is down, BadRequest for a bad policy)
+CheckPolicyFn = Callable[[PolicySettings], str | Awaitable[str | None] | None]
 Splits = Mapping[str, int] | Callable[[], Mapping[str, int]]
 Lifespan = Callable[..., AbstractAsyncContextManager[Any]]
 IDENTITY_FIELDS = ("example_id", "split", "seed")
@@ -48,6 +51,7 @@ class TaskApp:
         lifespan: Lifespan | None = None,
         api_key: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        check_policy: CheckPolicyFn | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ValueError("TaskApp.name must be a non-empty string (it is the program id)")
@@ -63,6 +67,9 @@ class TaskApp:
                 raise ValueError(f"TaskApp.{label} must be a function")
         self.row = row
         self.rollout = rollout
+        if check_policy is not None and not callable(check_policy):
+            raise ValueError("TaskApp.check_policy must be a function (or None)")
+        self.check_policy = check_policy
         if max_rollout_seconds is not None and not (
             math.isfinite(max_rollout_seconds) and max_rollout_seconds > 0
         ):

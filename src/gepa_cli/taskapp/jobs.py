@@ -35,7 +35,9 @@ class Jobs:
         except asyncio.CancelledError:
             raise
         except ApiError as exc:
-            result = {"rollout_id": rollout_id, "status": "failed", "error": exc.message}
+            # the error object keeps its code (and an upstream's URL and cause), so a
+            # polled failure says as much as a synchronous error answer
+            result = {"rollout_id": rollout_id, "status": "failed", "error": exc.body()["error"]}
         except Exception as exc:  # a job must end in a terminal state, whatever fails
             result = {"rollout_id": rollout_id, "status": "failed", "error": repr(exc)}
         finally:

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gepa_cli.contracts import CONTAINER_V1
+from gepa_cli.contracts import CONTAINER_V1, POLICY_CHECK_KEY, POLICY_CHECK_ROUTE
 from gepa_cli.taskapp.execute import execute
 from gepa_cli.taskapp.jobs import Jobs, reason_of
 from gepa_cli.taskapp.rollout import Rollout
@@ -44,6 +44,10 @@ class RolloutRequest(BaseModel):
     dataset_row: dict[str, Any]
     metadata: dict[str, Any] = Field(default_factory=dict)
     submission_mode: Literal["sync", "async"] = "sync"
+
+
+class PolicyCheckRequest(BaseModel):
+    policy: PolicySettings = Field(default_factory=PolicySettings)
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
@@ -72,7 +76,7 @@ def build(task: TaskApp) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def _api_error(_r: Request, exc: ApiError) -> JSONResponse:
-        return error(exc.status, exc.code, exc.message)
+        return JSONResponse(exc.body(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
@@ -116,6 +120,9 @@ def build(task: TaskApp) -> FastAPI:
             "dataset_rows_route": "/dataset/rows",
             "rollout_route": "/rollout",
         }
+        if task.check_policy is not None:
+            # optional: served and named only when the task can check its policy
+            routes[POLICY_CHECK_KEY] = POLICY_CHECK_ROUTE
         return {
             "name": task.name,
             "description": task.description,
@@ -174,6 +181,16 @@ def build(task: TaskApp) -> FastAPI:
             return body
         jobs.submit(rollout_id, lambda: run(req, candidate, rollout_id))
         return JSONResponse({"rollout_id": rollout_id, "status": "queued"}, status_code=202)
+
+    if task.check_policy is not None:
+        check_policy = task.check_policy
+
+        @app.post(POLICY_CHECK_ROUTE)
+        async def policy_check(body: PolicyCheckRequest) -> dict[str, Any]:
+            detail = check_policy(body.policy)
+            if inspect.isawaitable(detail):
+                detail = await detail
+            return {"status": "ok", "detail": str(detail or "")}
 
     @app.get("/rollouts/{rollout_id}")
     async def get_rollout(rollout_id: str) -> dict[str, Any]:

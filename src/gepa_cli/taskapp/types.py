@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gepa_cli.contracts import UPSTREAM_UNAVAILABLE
+
 
 class RolloutFailed(Exception):
     """Raise in a rollout to end it as ``failed`` with this reason (not a server error)."""
@@ -23,16 +25,28 @@ class RolloutFailed(Exception):
 
 
 class ApiError(Exception):
-    """An HTTP error answer in the contract's shape: ``{"error": {"code", "message"}}``."""
+    """An HTTP error answer in the contract's shape: ``{"error": {"code", "message"}}``,
+    plus any ``fields`` (plain JSON values) inside the error object."""
 
     status = 500
 
-    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.fields = dict(fields or {})
         if status is not None:
             self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {**self.fields, "code": self.code, "message": self.message}}
 
 
 class BadRequest(ApiError):
@@ -48,9 +62,34 @@ class Unavailable(ApiError):
     status = 503
 
     def __init__(
-        self, message: str, *, code: str = "unavailable", status: int | None = None
+        self,
+        message: str,
+        *,
+        code: str = "unavailable",
+        status: int | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(code, message, status=status)
+        super().__init__(code, message, status=status, fields=fields)
+
+
+class UpstreamUnavailable(Unavailable):
+    """The model endpoint (or other service) the task calls is down, times out or is
+    overloaded (HTTP 502 by default, or 429/503/504). The answer says which endpoint
+    and why, ``{"error": {"code": "upstream_unavailable", "message", "upstream_url",
+    "cause"}}``, so the optimizer reports the model as unreachable, not the container.
+    The optimizer retries it like any transient fault."""
+
+    status = 502
+
+    def __init__(self, url: str, cause: str, *, status: int | None = None) -> None:
+        super().__init__(
+            f"the model at {url} is unavailable: {cause}",
+            code=UPSTREAM_UNAVAILABLE,
+            status=status,
+            fields={"upstream_url": url, "cause": cause},
+        )
+        self.url = url
+        self.cause = cause
 
 
 def _finite(value: Any, where: str) -> float:

@@ -349,15 +349,17 @@ SESSION_OUTCOMES = {"challenger": "accepted", "abandoned": "not_evaluated"}
 
 
 def outcome_kind(outcome: str) -> str:
-    """accepted, rejected, duplicate, dropped, not_evaluated, or failed (any call error)."""
+    """accepted, extended (an edit of a chain, validated at its tip), rejected,
+    duplicate, dropped, not_evaluated, or failed (any call error, an unusable answer)."""
     kind = outcome.split(":", 1)[0].strip()
-    if kind in ("accepted", "rejected", "duplicate", "dropped", "not_evaluated"):
+    if kind in ("accepted", "extended", "rejected", "duplicate", "dropped", "not_evaluated"):
         return kind
     return SESSION_OUTCOMES.get(kind, "failed")
 
 
 OUTCOME_COLORS = {
     "accepted": "#2ca02c",
+    "extended": "#98df8a",
     "rejected": "#d62728",
     "duplicate": "#9467bd",
     "dropped": "#8c564b",

@@ -81,6 +81,10 @@ class RunFacts:
     def cost_usd(self) -> float:
         return self.rollout_usage.cost_usd + self.proposal_cost_usd
 
+    @property
+    def cost_known(self) -> bool:
+        return self.rollout_usage.cost_known and self.proposal_usage.cost_known
+
 
 def gather(ws: Workspace) -> dict[str, RunFacts]:
     facts: dict[str, RunFacts] = defaultdict(RunFacts)

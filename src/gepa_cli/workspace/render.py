@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gepa_cli.artifacts.cost import usd
 from gepa_cli.workspace.status import RunStatus, WorkspaceStatus
 
 
@@ -64,7 +65,7 @@ def status_table(status: WorkspaceStatus) -> Table:
         "rollouts ok/failed",
         "proposals",
         "candidates",
-        "cost $",
+        "cost",
         "cache hits",
         "invariants",
     ):
@@ -82,7 +83,7 @@ def status_table(status: WorkspaceStatus) -> Table:
             "{}/{}".format(*(run.rollouts_by_status.get(k, 0) for k in ("completed", "failed"))),
             str(run.proposals),
             str(run.candidates),
-            f"{run.cost_usd:.4f}",
+            usd(run.cost_usd, run.cost_known),
             _hit_rate(run),
             f"{broken} broken" if broken else f"ok ({checked})",
         )

@@ -37,6 +37,8 @@ class RunStatus:
     spent_usd: float
     proposals: int
     candidates: int
+    # False when some call had no price: cost_usd is then only the priced part
+    cost_known: bool = True
     invariants: list[Invariant] = field(default_factory=list)
 
     @property
@@ -127,6 +129,7 @@ def run_status(run: RunFiles, facts: RunFacts) -> RunStatus:
         spent_usd=manifest.spent_usd if manifest else facts.live_cost_usd,
         proposals=facts.proposals,
         candidates=len(facts.candidates),
+        cost_known=facts.cost_known,
         invariants=check_run(run, facts, state),
     )
 

@@ -27,6 +27,7 @@ from gepa_cli.runtime.container.contract import (
     parse_program,
     parse_rollout,
     resolve_targets,
+    violation,
 )
 from gepa_cli.runtime.container.handshake import fetch_rows, wait_healthy
 
@@ -201,6 +202,12 @@ async def check_container(
         dataset_call,
         lambda found: ", ".join(f"{name} {size}" for name, size in found.items()),
     )
+    if routes.policy_check is not None:  # optional: can rollouts reach their model?
+        await check.step(
+            f"POST {routes.policy_check}",
+            functools.partial(_policy_check, client, routes.policy_check, policy or {}),
+            lambda detail: detail,
+        )
     if splits is None:
         splits = [
             (name, list(range(min(SAMPLE_SEEDS, size))))
@@ -234,6 +241,13 @@ async def _health(client: ContainerClient, timeout: float) -> str | None:
 
 async def _metadata(client: ContainerClient, contract: str) -> tuple[dict[str, Any], Routes]:
     return parse_metadata(await client.get_json("/metadata"), contract)
+
+
+async def _policy_check(client: ContainerClient, path: str, policy: Mapping[str, Any]) -> str:
+    answer = (await client.call("POST", path, {"policy": dict(policy)}, retries=0)).body
+    if not isinstance(answer, Mapping) or answer.get("status") != "ok":
+        raise violation(f"POST {path}", "status", '"ok"', answer)
+    return str(answer.get("detail") or "ok")
 
 
 def _show_routes(routes: Routes) -> str:

@@ -22,6 +22,7 @@ import httpx
 import orjson
 
 from gepa_cli.config.models import ContainerConfig
+from gepa_cli.contracts import UPSTREAM_UNAVAILABLE
 from gepa_cli.errors import ConfigError, ContainerContractError, ContainerError
 from gepa_cli.runtime.container.contract import PENDING_STATUSES, TERMINAL_STATUSES, violation
 
@@ -133,9 +134,16 @@ class ContainerClient:
     # -- one call with retries -------------------------------------------------------
 
     async def call(
-        self, method: str, path: str, body: Any = None, *, accept: tuple[int, ...] = (200,)
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        accept: tuple[int, ...] = (200,),
+        retries: int | None = None,
     ) -> CallResult:
-        """``method path`` with retries; decoded JSON of an answer in ``accept``.
+        """``method path`` with retries (``retries`` overrides the client's); decoded JSON
+        of an answer in ``accept``.
 
         Raises `ContainerError` once retries are spent or on a non-retried 4xx, and
         `ContainerContractError` when the answer is not JSON.
@@ -145,8 +153,10 @@ class ContainerClient:
         headers = {"Content-Type": "application/json"} if content is not None else None
         last_fault = fault = ""
         faults: list[str] = []
+        upstream: dict[str, str] = {}  # the container's own model is down (its word)
         retry_after: float | None = None
-        for attempt in range(self.retries + 1):
+        retries = self.retries if retries is None else retries
+        for attempt in range(retries + 1):
             if attempt:
                 await asyncio.sleep(self._backoff(attempt, retry_after))
             retry_after = None
@@ -168,7 +178,9 @@ class ContainerClient:
                 return CallResult(body, response.status_code, attempt + 1, tuple(faults))
             fault = f"HTTP {response.status_code}"
             faults.append(fault)
-            last_fault = f"{fault}: {_error_message(response)}"
+            answer = _error_message(response)
+            last_fault = f"{fault}: {answer}"
+            upstream = upstream_fields(response)
             if response.status_code in RETRY_STATUSES or response.status_code >= 500:
                 retry_after = _retry_after(response)
                 continue
@@ -179,15 +191,30 @@ class ContainerClient:
                 fault=fault,
                 faults=faults,
                 attempts=attempt + 1,
+                answer=answer,
+                **upstream,
+            )
+        attempts = retries + 1
+        if upstream:
+            raise ContainerError(
+                f"{route} at {self.base_url} failed after {attempts} attempts: the "
+                f"container's model at {upstream['upstream_url']} is unavailable: "
+                f"{upstream['cause']}",
+                hint="start the model server or fix [policy] base_url",
+                route=route,
+                fault=fault,
+                faults=faults,
+                attempts=attempts,
+                **upstream,
             )
         raise ContainerError(
-            f"{route} at {self.base_url} failed after {self.retries + 1} attempts: {last_fault}",
+            f"{route} at {self.base_url} failed after {attempts} attempts: {last_fault}",
             hint="check that the container is up and its log; raise container.retries or "
             "request_timeout_seconds if it is only slow",
             route=route,
             fault=fault,
             faults=faults,
-            attempts=self.retries + 1,
+            attempts=attempts,
         )
 
     async def _request(
@@ -297,6 +324,28 @@ def _error_message(response: httpx.Response) -> str:
     if isinstance(data, Mapping) and "detail" in data:
         return str(data["detail"])[:120]
     return response.reason_phrase
+
+
+def upstream_fields(response: httpx.Response) -> dict[str, str]:
+    """``upstream_url`` and ``cause`` of an ``upstream_unavailable`` error answer (the
+    container says the model its rollouts call is down), else nothing."""
+    try:
+        data = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return {}
+    error = data.get("error") if isinstance(data, Mapping) else None
+    if not isinstance(error, Mapping) or error.get("code") != UPSTREAM_UNAVAILABLE:
+        return {}
+    url, cause = error.get("upstream_url"), error.get("cause")
+    return {
+        "upstream_url": str(url) if url else "(not named by the container)",
+        "cause": _one_line(str(cause or error.get("message") or "no cause given")),
+    }
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _retry_after(response: httpx.Response) -> float | None:

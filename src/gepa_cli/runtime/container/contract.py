@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gepa_cli.contracts import AUTO, CONTAINER_V1, CONTRACTS, SYNTH_GEPA_V2
+from gepa_cli.contracts import AUTO, CONTAINER_V1, CONTRACTS, POLICY_CHECK_KEY, SYNTH_GEPA_V2
 from gepa_cli.engine.types import Usage
 from gepa_cli.errors import ContainerContractError
 
@@ -79,6 +79,8 @@ class Routes:
     dataset_rows: str = "/dataset/rows"
     rollout: str = "/rollout"
     contract: str = CONTAINER_V1
+    # optional: asks the container whether its policy's model answers (None: not served)
+    policy_check: str | None = None
 
 
 # contract -> (route key in /metadata, its default or None when required) per Routes field
@@ -140,6 +142,13 @@ def parse_metadata(body: Any, expected: str = AUTO) -> tuple[dict[str, Any], Rou
         if not isinstance(value, str) or not value.startswith("/"):
             raise violation(route, f"{path}.{key}", 'a route starting with "/"', value)
         found[name] = value.rstrip("/") or "/"
+    policy_check = node.get(POLICY_CHECK_KEY) if version == CONTAINER_V1 else None
+    if policy_check is not None:
+        if not isinstance(policy_check, str) or not policy_check.startswith("/"):
+            raise violation(
+                route, f"{path}.{POLICY_CHECK_KEY}", 'a route starting with "/"', policy_check
+            )
+        found["policy_check"] = policy_check.rstrip("/") or "/"
     return dict(data), Routes(**found, contract=str(version))
 
 

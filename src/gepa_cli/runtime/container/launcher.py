@@ -136,6 +136,16 @@ class ContainerLauncher:
         self._previous: dict[int, _Handler] = {}
         self._lock = threading.RLock()
 
+    @property
+    def log_hint(self) -> str:
+        """Where this container's own log is, for an error message that sends a user
+        there (only a command container writes container.log)."""
+        if self.config.command and self.app_object is None:
+            return f"its log is {self.log_path}"
+        if self.app_object is not None or self.config.app:
+            return "it runs in-process: its log messages go to gepa-cli's stderr"
+        return f"it was started outside gepa-cli at {self.config.url}: see its own log"
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> str:

@@ -60,6 +60,7 @@ class ContainerSession:
             policy=self.config.policy,
             submission_mode=self.config.gepa.rollout_submission_mode,
             max_consecutive_failures=self.config.container.max_consecutive_failures,
+            log_hint=self.launcher.log_hint,
         )
 
     async def __aenter__(self) -> ContainerSession:

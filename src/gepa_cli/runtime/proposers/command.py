@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -83,6 +84,24 @@ class CommandProposer:
     @property
     def argv(self) -> list[str]:
         return [arg.replace(PYTHON, sys.executable) for arg in self.command]
+
+    async def check(self) -> str:
+        """Whether the program can be found (in the config's folder, or on PATH); it is
+        not run, so nothing is spent."""
+        program = self.argv[0]
+        if os.sep in program or (os.altsep and os.altsep in program):
+            path = Path(program) if Path(program).is_absolute() else self.base_dir / program
+            found = str(path) if path.is_file() and os.access(path, os.X_OK) else None
+        else:
+            found = shutil.which(program, path=os.environ.get("PATH"))
+        if found is None:
+            raise ProposerError(
+                f"proposer command {self.display_name!r}: program {program!r} is not found "
+                f"(looked {'in ' + str(self.base_dir) if os.sep in program else 'on PATH'})",
+                hint="fix [proposer] command (a program on PATH, or a path relative to "
+                "the config file; {python} is this interpreter)",
+            )
+        return f"found {found}"
 
     async def propose(self, request: ProposalRequest) -> ProposalResult:
         prompt = render_prompt(self.template, request.current_text, request.records)

@@ -62,6 +62,7 @@ class OpenAIChatProposer:
         self.model = model
         self.cache = cache
         self.template = template
+        self.base_url = url
         self.endpoint = f"{url}/chat/completions"
         self.host = urlsplit(url).netloc
         self.api_key_env = api_key_env or (DEFAULT_API_KEY_ENV if base_url is None else None)
@@ -107,15 +108,54 @@ class OpenAIChatProposer:
 
         completion, action = await self.cache.through(BOUNDARY, logical, live)
         answer = answer_text(completion)
-        parsed = parse_answer(answer, request.current_text)
+        reason = finish_reason(completion)
+        parsed = parse_answer(answer, request.current_text, reason)
         return ProposalResult(
             new_text=parsed.new_text,
             rejection=parsed.rejection,
             usage=usage_from_completion(completion, self.price),
             prompt=prompt,
             raw_output=answer,
-            meta={"cache_action": action},
+            meta={"cache_action": action, "finish_reason": reason},
         )
+
+    async def check(self) -> str:
+        """Whether the endpoint answers ``GET {base_url}/models`` and takes the key: no
+        tokens spent. Returns what it found; raises `ProposerError` (or `ConfigError`
+        for an unset key variable) when a proposal could not be made."""
+        key = self._api_key()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        url = f"{self.base_url}/models"
+        try:
+            async with httpx.AsyncClient(timeout=min(self.timeout_seconds, 30.0)) as client:
+                response = await client.get(url, headers=headers)
+        except httpx.TimeoutException:
+            raise ProposerError(
+                f"the proposer model at {self.base_url} is unreachable: no answer to GET "
+                f"/models within {min(self.timeout_seconds, 30.0):g} s",
+                hint=_DOWN_HINT,
+            ) from None
+        except httpx.TransportError as exc:
+            raise ProposerError(
+                f"the proposer model at {self.base_url} is unreachable: {_transport(exc)}",
+                hint=_DOWN_HINT,
+            ) from None
+        status = response.status_code
+        if status in (401, 403):
+            raise self._fail(f"HTTP {status}: {error_message(response)}", _status_hint(status), key)
+        if status >= 400:
+            # some compatible servers serve chat without listing models: reachable is enough
+            return f"{self.base_url} answers (GET /models: HTTP {status})"
+        try:
+            data = response.json().get("data", [])
+            listed = [str(m.get("id")) for m in data if isinstance(m, dict)]
+        except (ValueError, AttributeError):
+            listed = []
+        if listed and self.model not in listed:
+            shown = ", ".join(listed[:5]) + (", ..." if len(listed) > 5 else "")
+            return f"{self.base_url} answers, but does not list {self.model!r} ({shown})"
+        served = f" and serves {self.model!r}" if self.model in listed else ""
+        return f"{self.base_url} answers{served}"
 
     def _api_key(self) -> str | None:
         if self.api_key_env is None:
@@ -142,6 +182,7 @@ class OpenAIChatProposer:
             headers["Authorization"] = f"Bearer {key}"
         attempts = self.retries + 1
         last = ""
+        unreachable = False
         async with httpx.AsyncClient(timeout=self.timeout_seconds) as client:
             for attempt in range(attempts):
                 delay: float | None = None
@@ -149,11 +190,14 @@ class OpenAIChatProposer:
                     response = await client.post(self.endpoint, json=body, headers=headers)
                 except httpx.TimeoutException:
                     last = f"timed out after {self.timeout_seconds:g} s"
+                    unreachable = False
                 except httpx.UnsupportedProtocol as exc:
                     raise self._fail(f"unsupported URL ({exc})", _BASE_URL_HINT, key) from exc
                 except httpx.TransportError as exc:
-                    last = f"cannot connect ({type(exc).__name__}: {exc})"
+                    last = _transport(exc)
+                    unreachable = True
                 else:
+                    unreachable = False
                     status = response.status_code
                     if 200 <= status < 300:
                         return self._completion(response, key)
@@ -166,8 +210,15 @@ class OpenAIChatProposer:
                     if delay is None:
                         delay = min(self.backoff_seconds * 2**attempt, self.max_backoff_seconds)
                     await asyncio.sleep(delay)
+        gave_up = f"(gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
+        if unreachable:
+            # the server is not there at all: say which URL, as `gepa validate` does
+            raise ProposerError(
+                f"the proposer model at {self.base_url} is unreachable: {last} {gave_up}",
+                hint=_DOWN_HINT,
+            )
         raise self._fail(
-            f"{last} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})",
+            f"{last} {gave_up}",
             "check that the server is up, or raise [proposer] timeout_seconds or retries",
             key,
         )
@@ -196,6 +247,22 @@ class OpenAIChatProposer:
 
 
 _BASE_URL_HINT = "set [proposer] base_url like https://api.openai.com/v1"
+_DOWN_HINT = "start the model server or fix [proposer] base_url"
+
+
+def _transport(exc: httpx.TransportError) -> str:
+    """What went wrong, in words: the OS's reason ("Connection refused") rather than
+    httpx's "All connection attempts failed"."""
+    node: BaseException | None = exc
+    while node is not None:
+        if isinstance(node, OSError) and node.errno:
+            reason = os.strerror(node.errno)
+            return f"cannot connect ({reason})" if isinstance(exc, httpx.ConnectError) else reason
+        node = node.__cause__ or node.__context__
+    detail = str(exc) or "no detail"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect ({detail})"
+    return f"{type(exc).__name__}: {detail}"
 
 
 def _status_hint(status: int) -> str:
@@ -242,6 +309,15 @@ def retry_after_seconds(response: httpx.Response, bound: float) -> float | None:
             return None
         seconds = when.timestamp() - time.time()
     return max(0.0, min(seconds, bound))
+
+
+def finish_reason(completion: Mapping[str, Any]) -> str | None:
+    """Why generation ended (``choices[0].finish_reason``: "stop", "length", ...)."""
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    reason = choices[0].get("finish_reason")
+    return reason if isinstance(reason, str) and reason else None
 
 
 def answer_text(completion: Mapping[str, Any]) -> str:

@@ -5,12 +5,7 @@ They are substituted in one pass, so braces elsewhere in a template (JSON sample
 say) need no escaping and a placeholder spelled inside the current text is left alone.
 
 The answer is the content of the last complete fenced block. An answer that cannot be
-trusted is rejected with a short reason and never adopted:
-
-- ``empty``: the answer, or the block in it, has no text;
-- ``truncated``: a fence is opened and never closed (typically the token limit);
-- ``no_fence``: there is no fenced block at all;
-- ``unchanged``: the new text is the current text (ignoring outer whitespace).
+used is rejected with a short reason (the `REJECTIONS` below) and never adopted.
 """
 
 from __future__ import annotations
@@ -63,6 +58,19 @@ closed with ```. Put nothing but the revised text inside the block. If the revis
 itself contains lines starting with ```, open and close your block with ```` (four \
 backticks) instead.
 """
+
+
+# why an answer cannot be used, and what to do about it (docs/proposers.md)
+REJECTIONS = {
+    "truncated": "generation stopped at the token limit (finish_reason 'length'); "
+    "raise [proposer] max_tokens",
+    "empty": "the answer, or its last fenced block, has no text",
+    "unclosed_fence": "the model ended its answer inside a fenced block it never closed",
+    "no_fence": "the answer has no fenced block",
+    "unchanged": "the new text equals the current text",
+}
+# the finish_reason an OpenAI-compatible server gives an answer cut at max_tokens
+LENGTH = "length"
 
 
 @dataclass(frozen=True)
@@ -187,14 +195,20 @@ def fenced_blocks(answer: str) -> tuple[list[str], bool]:
     return blocks, open_length > 0
 
 
-def parse_answer(answer: str, current_text: str) -> ParsedAnswer:
+def parse_answer(answer: str, current_text: str, finish_reason: str | None = None) -> ParsedAnswer:
+    """The new text in ``answer``, or why there is none. ``finish_reason`` is why the
+    model stopped, when the backend says (``"length"``: it hit max_tokens)."""
+    # an answer cut at the token limit is not trusted, whatever it holds so far: its
+    # last complete block may be a quote of the old text, not the proposal
+    if finish_reason == LENGTH:
+        return ParsedAnswer(None, "truncated")
     if not answer.strip():
         return ParsedAnswer(None, "empty")
     blocks, left_open = fenced_blocks(answer)
-    # an open fence at the end means the answer was cut off; an earlier complete block
-    # is then more likely a quote of the old text than the proposal, so none is trusted
+    # the model stopped on its own inside an open block: an earlier complete block is
+    # more likely a quote of the old text than the proposal, so none is trusted
     if left_open:
-        return ParsedAnswer(None, "truncated")
+        return ParsedAnswer(None, "unclosed_fence")
     if not blocks:
         return ParsedAnswer(None, "no_fence")
     lines = blocks[-1].split("\n")

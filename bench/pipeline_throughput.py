@@ -70,6 +70,7 @@ def write_config(
     mode: str,
     in_flight: int,
     launch: str,
+    staleness: str = "",
     budget: int,
     concurrency: int,
     proposer_latency: float,
@@ -118,6 +119,7 @@ max_train_rollouts = {budget}
 [gepa.pipeline]
 mode = "{mode}"
 max_in_flight_candidates = {in_flight}
+{f'staleness_policy = "{staleness}"' if staleness else ""}
 """
     path = folder / "gepa.toml"
     path.write_text(text, encoding="utf-8")
@@ -352,8 +354,10 @@ def quality(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     env = gepa_cli_env(args.data_dir, 0.0)
     rows = []
     for budget in args.quality_budgets:
-        modes = [("sync_serial", 1)] + [("async_pipelined", k) for k in args.in_flight]
-        for mode, k in modes:
+        modes = [("sync_serial", 1, "")] + [
+            ("async_pipelined", k, policy) for k in args.in_flight for policy in args.staleness
+        ]
+        for mode, k, policy in modes:
             scores, used = [], []
             for seed in args.quality_seeds:
                 folder = Path(tempfile.mkdtemp(dir=work))
@@ -361,6 +365,7 @@ def quality(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
                     folder,
                     mode=mode,
                     in_flight=k,
+                    staleness=policy,
                     launch="app",
                     budget=budget,
                     concurrency=args.concurrency,
@@ -376,7 +381,7 @@ def quality(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "budget": budget,
-                    "mode": mode if mode == "sync_serial" else f"{mode} K={k}",
+                    "mode": mode if mode == "sync_serial" else f"{mode} K={k} {policy}",
                     "heldout_mean": statistics.mean(scores),
                     "heldout_sd": statistics.stdev(scores) if len(scores) > 1 else 0.0,
                     "heldout_per_seed": scores,
@@ -385,7 +390,7 @@ def quality(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             )
             r = rows[-1]
             print(
-                f"  {budget:5d} rollouts  {r['mode']:<28} heldout "
+                f"  {budget:5d} rollouts  {r['mode']:<36} heldout "
                 f"{r['heldout_mean']:5.1f} ± {r['heldout_sd']:.1f}  "
                 f"(used {r['rollouts_mean']:.0f})",
                 flush=True,
@@ -397,6 +402,12 @@ def write_results(
     args: argparse.Namespace, rows: list[dict[str, Any]], qrows: list[dict[str, Any]]
 ) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    previous = RESULTS / "pipeline_throughput.json"
+    if previous.exists() and (not rows or not qrows):
+        # a run of one part keeps the other part's last results
+        kept = json.loads(previous.read_text(encoding="utf-8"))
+        rows = rows or kept.get("throughput", [])
+        qrows = qrows or kept.get("quality", [])
     load = os.getloadavg()
     meta = {
         "command": " ".join(["python", "bench/pipeline_throughput.py", *sys.argv[1:]]),
@@ -459,6 +470,12 @@ def main() -> None:
         "--in-flight", type=int, nargs="+", default=[4, 16], help="K values of async_pipelined"
     )
     parser.add_argument("--launch", nargs="+", default=["app", "command"])
+    parser.add_argument(
+        "--staleness",
+        nargs="+",
+        default=["rebase"],
+        help="staleness policies of async_pipelined in the quality runs",
+    )
     parser.add_argument("--train", type=int, default=1500)
     parser.add_argument("--val", type=int, default=200)
     parser.add_argument("--heldout", type=int, default=500)

@@ -411,6 +411,13 @@ class _Folder(SessionTimeline):
             f"{data.get('target')}): {child_verdict(data)}"
         )
 
+    def _proposal_rebased(self, data: Mapping[str, Any]) -> str:
+        ids = ", ".join(str(p) for p in data.get("proposal_ids") or [])
+        return (
+            f"{ids} rebased from {data.get('parent_id')} onto {data.get('onto')}: "
+            f"{data.get('content_hash')} -> {data.get('rebased_hash')}"
+        )
+
     def _chain_abandoned(self, data: Mapping[str, Any]) -> str:
         return (
             f"chain of {data.get('length')} edits left unvalidated at the end "

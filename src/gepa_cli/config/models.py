@@ -250,7 +250,7 @@ class PipelineConfig(Section):
     # max_in_flight_candidates iterations overlap, deterministically (docs/pipeline.md).
     mode: Literal["sync_serial", "async_pipelined"] = "sync_serial"
     max_in_flight_candidates: int = Field(default=4, ge=1, le=256)
-    staleness_policy: Literal["full"] = "full"
+    staleness_policy: Literal["full", "rebase"] = "rebase"
     workers: PipelineWorkers = Field(default_factory=PipelineWorkers)
 
 

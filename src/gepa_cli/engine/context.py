@@ -58,6 +58,9 @@ class StepContext:
     emitter: Emitter
     guard: BudgetGuard
     control: Control
+    # work run ahead of its commit (pipeline.py): it must not decide what the commit
+    # will decide on the committed state
+    speculative: bool = False
 
     def iteration_worst_case(self) -> Work:
         """What the next reflective iteration may spend at most."""

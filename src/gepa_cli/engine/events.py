@@ -26,6 +26,7 @@ CANDIDATE_DUPLICATE = "candidate.duplicate"
 VALIDATION_STAGE = "validation.stage"
 CANDIDATE_DROPPED = "candidate.dropped"
 CHAIN_EXTENDED = "chain.extended"
+PROPOSAL_REBASED = "proposal.rebased"
 CHAIN_ABANDONED = "chain.abandoned"
 MERGE_PROPOSED = "merge.proposed"
 MERGE_ACCEPTED = "merge.accepted"
@@ -53,6 +54,7 @@ EVENT_TYPES = (
     VALIDATION_STAGE,
     CANDIDATE_DROPPED,
     CHAIN_EXTENDED,
+    PROPOSAL_REBASED,
     CHAIN_ABANDONED,
     MERGE_PROPOSED,
     MERGE_ACCEPTED,

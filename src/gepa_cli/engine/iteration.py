@@ -18,6 +18,8 @@ from gepa_cli.engine.budget import Work
 from gepa_cli.engine.chain import Chain
 from gepa_cli.engine.context import StepContext
 from gepa_cli.engine.merge_step import MergeTrial, plan_merge_trial, test_merge
+from gepa_cli.engine.rebase import POLICY as REBASE
+from gepa_cli.engine.rebase import rebase
 from gepa_cli.engine.reflection import ReflectionPlan, plan_reflection, reflect
 from gepa_cli.engine.state import Candidate
 
@@ -44,6 +46,14 @@ async def run_iteration(ctx: StepContext, plan: IterationPlan) -> None:
     if proposal is None:
         return
     mine = _on_open_chain(ctx, plan)
+    if proposal.passed and ctx.settings.staleness_policy == REBASE:
+        if ctx.speculative:
+            return  # what to validate is known only at the commit (rebase.py)
+        rebased, on_chain = rebase(ctx, plan, proposal)
+        if rebased is None:
+            return
+        proposal = rebased
+        mine = mine if on_chain is None else on_chain
     if proposal.passed and mine and not _validate_now(ctx, proposal):
         extend_chain(ctx, proposal)
         return

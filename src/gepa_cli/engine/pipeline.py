@@ -207,6 +207,7 @@ class Pipeline:
             emitter=emitter,
             guard=engine.guard,
             control=engine.control,
+            speculative=True,
         )
         try:
             await run_iteration(ctx, flight.plan)

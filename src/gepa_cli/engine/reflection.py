@@ -40,6 +40,8 @@ class ReflectionPlan:
     proposal_ids: list[str] | None = None
     # the open chain this iteration extends: its tip is the parent (chain.py)
     chain: Chain | None = None
+    # how many candidates the run held when the plan was made (rebase.py)
+    known_candidates: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class ReflectionPlan:
             "components": list(self.components),
             "next_component": self.next_component,
             "proposal_ids": None if self.proposal_ids is None else list(self.proposal_ids),
+            "known_candidates": self.known_candidates,
         }
 
     @classmethod
@@ -65,6 +68,7 @@ class ReflectionPlan:
             next_component=int(data["next_component"]),
             proposal_ids=None if ids is None else [str(p) for p in ids],
             chain=None if chain is None else Chain.from_dict(chain),
+            known_candidates=int(data.get("known_candidates", 0)),
         )
 
 
@@ -88,7 +92,14 @@ def plan_reflection(ctx: StepContext, iteration: int, *, number: bool = False) -
         state.counters.proposals_made += len(modules)
         ids = [proposal_id(first + k) for k in range(len(modules))]
     return ReflectionPlan(
-        iteration, parent.id, minibatch, modules, parent.next_component, ids, chain
+        iteration,
+        parent.id,
+        minibatch,
+        modules,
+        parent.next_component,
+        ids,
+        chain,
+        known_candidates=len(state.candidates),
     )
 
 

@@ -17,8 +17,10 @@ from gepa_cli.errors import ConfigError
 FRONTIER_TYPES = ("instance", "objective", "hybrid")
 PIPELINE_MODES = ("sync_serial", "async_pipelined")
 # What becomes of a child whose parent was superseded while it was in flight: "full"
-# compares it with its own parent on the same minibatch, as the serial loop does.
-STALENESS_POLICIES = ("full",)
+# compares it with its own parent on the same minibatch and validates it as it is, as
+# the serial loop does; "rebase" (rebase.py) replays its edit on what grew from its
+# parent meanwhile, so overlapping edits build on each other.
+STALENESS_POLICIES = ("full", "rebase")
 # Settings of overlapping iterations: written into the feed only when they apply.
 PIPELINE_FIELDS = ("pipeline_mode", "max_in_flight_candidates", "staleness_policy")
 # Fields added after run.started's settings were fixed: written only when they differ
@@ -114,7 +116,7 @@ class EngineSettings:
     # overlapping iterations (pipeline.py)
     pipeline_mode: str = "sync_serial"
     max_in_flight_candidates: int = 4
-    staleness_policy: str = "full"
+    staleness_policy: str = "rebase"
     # stop rules
     stop_after_no_improvement: int | None = None
     stop_at_score: float | None = None

@@ -8,8 +8,9 @@ becomes the next parent without a validation, and only the tip of the chain is
 validated, once the chain is `target` edits long. Its validation decides how long the
 next chain may grow: a tip that beats the candidate its chain started from multiplies
 the target by four, one that does not halves it (growing fast and shrinking slower
-measured best across the quality suite's pairs: bench/results/quality_suite.md). On a task where minibatch gains do not
-survive validation the target falls to 1, and the run is plain GEPA again; where they
+measured best across the quality suite's pairs: bench/results/quality_suite.md). On a
+task where minibatch gains do not survive validation the target falls to 1, and the
+run is plain GEPA again; where they
 do, chains grow and validations become rare. A tip is the only thing validated, so
 nothing enters the frontier, and nothing is reported best, without a full validation.
 """

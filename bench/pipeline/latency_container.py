@@ -1,6 +1,6 @@
 """The Banking77 container with a fixed latency per rollout, for the pipeline benchmark.
 
-Every ``POST /rollouts`` waits ``BENCH_ROLLOUT_LATENCY`` seconds (an asyncio sleep,
+Every ``POST /rollout`` waits ``BENCH_ROLLOUT_LATENCY`` seconds (an asyncio sleep,
 so concurrent rollouts overlap as calls to a remote model would) before the offline
 policy answers. Data come from ``BANKING77_DATA_DIR``, as for the cookbook container.
 
@@ -20,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cookbooks" / "bank
 from banking77_task.container import create_app
 
 LATENCY_ENV = "BENCH_ROLLOUT_LATENCY"
+# the kit's rollout routes, sync and async (contract v1: docs/containers.md)
+ROLLOUT_ROUTES = ("/rollout", "/rollouts")
 
 
 class RolloutLatency:
@@ -34,7 +36,7 @@ class RolloutLatency:
             self.seconds > 0
             and scope["type"] == "http"
             and scope["method"] == "POST"
-            and scope["path"].rstrip("/").endswith("/rollouts")
+            and scope["path"].rstrip("/") in ROLLOUT_ROUTES
         ):
             await asyncio.sleep(self.seconds)
         await self.app(scope, receive, send)

@@ -65,15 +65,18 @@ class MisleadingEvaluator(FakeEvaluator):
         ]
 
 
-def test_tip_updates_double_on_gains_and_halve_on_losses() -> None:
+def test_tip_updates_grow_on_gains_and_halve_on_losses() -> None:
     policy, book = AdaptiveValidation(), ChainBook()
     assert policy.wants_validation(1, book)
     policy.record_tip(book, improved=True)
     policy.record_tip(book, improved=True)
-    assert book.target == 4 and not policy.wants_validation(3, book)
-    assert policy.wants_validation(4, book)
+    assert book.target == 16 and not policy.wants_validation(15, book)
+    assert policy.wants_validation(16, book)
     policy.record_tip(book, improved=False)
-    assert book.target == 2 and (book.tips, book.improved) == (3, 2)
+    assert book.target == 8 and (book.tips, book.improved) == (3, 2)
+    for _ in range(3):
+        policy.record_tip(book, improved=True)
+    assert book.target == 64  # MAX_TARGET
 
 
 def test_chains_grow_where_gains_hold_and_only_validated_tips_are_candidates() -> None:

@@ -6,9 +6,11 @@ spends most of the budget validating children that differ from their parents on 
 handful of examples. A chain keeps going instead: a child that passes its test
 becomes the next parent without a validation, and only the tip of the chain is
 validated, once the chain is `target` edits long. Its validation decides how long the
-next chain may grow: a tip that beats the candidate its chain started from doubles
-the target, one that does not halves it. On a task where minibatch gains do not
-survive validation the target falls to 1, and the run is plain GEPA again; where they
+next chain may grow: a tip that beats the candidate its chain started from multiplies
+the target by four, one that does not halves it (growing fast and shrinking slower
+measured best across the quality suite's pairs: bench/results/quality_suite.md). On a
+task where minibatch gains do not survive validation the target falls to 1, and the
+run is plain GEPA again; where they
 do, chains grow and validations become rare. A tip is the only thing validated, so
 nothing enters the frontier, and nothing is reported best, without a full validation.
 """
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from gepa_cli.engine.settings import EngineSettings
 
 MAX_TARGET = 64  # the longest chain between two validations
+GROWTH = 4  # how much longer the next chain may grow after a tip that beat its root
 
 
 @dataclass
@@ -124,7 +127,7 @@ class AdaptiveValidation(FullValidation):
         book.tips += 1
         if improved:
             book.improved += 1
-            book.target = min(MAX_TARGET, 2 * book.target)
+            book.target = min(MAX_TARGET, GROWTH * book.target)
         else:
             book.target = max(1, book.target // 2)
 

@@ -17,13 +17,13 @@ nothing enters the frontier, and nothing is reported best, without a full valida
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gepa_cli.engine.registry import register
 from gepa_cli.engine.state import Candidate
-from gepa_cli.engine.validation import FullValidation, ScoreBatch, Screening, StageReport
+from gepa_cli.engine.validation import FullValidation
 
 if TYPE_CHECKING:
     from gepa_cli.engine.settings import EngineSettings
@@ -130,15 +130,6 @@ class AdaptiveValidation(FullValidation):
             book.target = min(MAX_TARGET, GROWTH * book.target)
         else:
             book.target = max(1, book.target // 2)
-
-    async def screen(
-        self,
-        order: Sequence[str],
-        evaluate: ScoreBatch,
-        rivals: Mapping[str, Mapping[str, float]],
-        report: StageReport,
-    ) -> Screening:
-        return Screening()
 
 
 @register("validation", AdaptiveValidation.name)

@@ -140,6 +140,33 @@ def test_a_stop_request_drops_work_in_flight_and_resume_redoes_it() -> None:
     assert sink.events == base.sink.events[start:]
 
 
+def test_a_child_with_no_room_to_validate_waits_as_the_chain_tip_until_the_end() -> None:
+    """In flight, an iteration reserves only its work ahead of the commit, so near the end
+    of the budget a commit may find no room for its child's validation: the child then
+    extends the chain (under `full` validation nothing else does), and the end of the run
+    validates the tip from the room kept for it."""
+    found = None
+    for budget in range(260, 900, 40):
+        settings_ = pipelined(k=6, max_total_rollouts=budget, validation_policy="full")
+        run, result = run_with(settings_, seed=0)
+        extended = run.sink.of("chain.extended")
+        if extended:
+            found = (settings_, run, result, extended)
+            break
+    assert found is not None, "no run had a commit without room to validate"
+    settings_, run, result, extended = found
+    total = settings_.max_total_rollouts
+    assert run.evaluator.dispatched == result.budget["rollouts"]["total"] <= total
+    registered = {d["candidate_id"] for d in run.sink.of("candidate.registered")}
+    validated = {d["candidate_id"] for d in run.sink.of("candidate.validated")}
+    assert registered == validated
+    tip = extended[-1]["content_hash"]
+    assert tip in {d["content_hash"] for d in run.sink.of("candidate.registered")}
+    assert not [d for d in run.sink.of("chain.abandoned") if d["content_hash"] == tip]
+    other, _ = run_with(settings_, seed=3)
+    assert other.sink.events == run.sink.events
+
+
 def test_work_fetched_for_a_child_that_became_a_duplicate_is_charged_and_reported() -> None:
     found = None
     for seed in range(6):

@@ -8,6 +8,7 @@ shape, so the container and the optimizer cannot tell them apart.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -65,9 +66,35 @@ class UpstreamFailedError(RuntimeError):
     """The model endpoint refused the call for good, or answered something unusable."""
 
 
-def _contains(haystack: Sequence[str], needle: Sequence[str]) -> bool:
-    n = len(needle)
-    return any(tuple(haystack[i : i + n]) == tuple(needle) for i in range(len(haystack) - n + 1))
+def _phrases(words: Sequence[str], longest: int) -> set[tuple[str, ...]]:
+    """Every run of up to ``longest`` consecutive words: a cue matches when it is one."""
+    return {
+        tuple(words[i : i + n])
+        for n in range(1, min(longest, len(words)) + 1)
+        for i in range(len(words) - n + 1)
+    }
+
+
+Cues = tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]
+
+
+@functools.lru_cache(maxsize=64)
+def _cue_index(prompt: str, labels: tuple[str, ...]) -> tuple[Cues, dict[tuple[str, ...], int]]:
+    """Each label's cue keys, in prompt order, and on how many labels each key appears.
+    Parsed once per prompt: a search scores one prompt on many queries in a row."""
+    known = set(labels)
+    entries: list[tuple[str, tuple[tuple[str, ...], ...]]] = []
+    seen: set[str] = set()
+    for line in PromptDoc.parse(prompt).guidance():
+        if line.label in known and line.label not in seen:
+            seen.add(line.label)
+            keys = tuple(dict.fromkeys(k for k in (cue_key(c) for c in line.cues) if k))
+            entries.append((line.label, keys))
+    df: dict[tuple[str, ...], int] = {}
+    for _, keys in entries:
+        for k in keys:
+            df[k] = df.get(k, 0) + 1
+    return tuple(entries), df
 
 
 def offline_classify(prompt: str, query: str, labels: Sequence[str]) -> tuple[str, dict[str, Any]]:
@@ -77,23 +104,11 @@ def offline_classify(prompt: str, query: str, labels: Sequence[str]) -> tuple[st
     specific, and a cue listed under many labels ('card') says little about any of them.
     Ties go to the label listed first, so the result depends on nothing but the inputs.
     """
-    known = set(labels)
-    doc = PromptDoc.parse(prompt)
-    entries: list[tuple[str, list[tuple[str, ...]]]] = []
-    seen: set[str] = set()
-    for line in doc.guidance():
-        if line.label in known and line.label not in seen:
-            seen.add(line.label)
-            keys = list(dict.fromkeys(k for k in (cue_key(c) for c in line.cues) if k))
-            entries.append((line.label, keys))
-    df: dict[tuple[str, ...], int] = {}
-    for _, keys in entries:
-        for k in keys:
-            df[k] = df.get(k, 0) + 1
-    q = tokens(query)
+    entries, df = _cue_index(prompt, tuple(labels))
+    q = _phrases(tokens(query), max(map(len, df), default=0))
     best, best_score, best_cues = UNKNOWN, 0.0, []
     for label, keys in entries:
-        matched = [k for k in keys if _contains(q, k)]
+        matched = [k for k in keys if k in q]
         score = sum(len(k) / df[k] for k in matched)
         if score > best_score + 1e-12:
             best, best_score, best_cues = label, score, matched

@@ -57,6 +57,23 @@ async def run_iteration(ctx: StepContext, plan: IterationPlan) -> None:
     if proposal.passed and mine and not _validate_now(ctx, proposal):
         extend_chain(ctx, proposal)
         return
+    if proposal.passed and not ctx.speculative:
+        no_room = _no_room_to_validate(ctx)
+        if no_room is not None:
+            if mine or ctx.state.chains.chain is None:
+                # the child waits as the chain's tip: the end of the run validates it
+                # from the room the pipeline keeps for that (pipeline.py)
+                extend_chain(ctx, proposal)
+            else:
+                ctx.state.rejected_hashes.append(proposal.content_hash)
+                abandon(
+                    ctx,
+                    proposal.content_hash,
+                    proposal.chain_length,
+                    proposal.chain_proposals,
+                    no_room,
+                )
+            return
     child = await admit(ctx, proposal)
     if proposal.passed:
         close_chain(ctx, proposal, child, ends_chain=mine)
@@ -75,6 +92,14 @@ def _on_open_chain(ctx: StepContext, plan: ReflectionPlan) -> bool:
     chain = ctx.state.chains.chain
     current = None if chain is None else chain.tip
     return current == (None if plan.chain is None else plan.chain.tip)
+
+
+def _no_room_to_validate(ctx: StepContext) -> str | None:
+    """The limit a validation would pass now, if any. A serial iteration reserved its
+    validation before it started; overlapping iterations reserve only their work ahead
+    of the commit, so near the end of a budget a commit may find no room left."""
+    val_size = ctx.strategies.validation.worst_case_rollouts(len(ctx.state.val_ids))
+    return ctx.blocked_by(Work(optimization_rollouts=val_size))
 
 
 def _validate_now(ctx: StepContext, proposal: Proposal) -> bool:
@@ -121,20 +146,10 @@ async def finish_chain(ctx: StepContext) -> None:
     chain = book.chain
     if chain is None:
         return
-    val_size = ctx.strategies.validation.worst_case_rollouts(len(ctx.state.val_ids))
-    limit = ctx.blocked_by(Work(optimization_rollouts=val_size))
+    limit = _no_room_to_validate(ctx)
     if limit is not None:
         book.chain = None
-        ctx.emitter.emit(
-            ev.CHAIN_ABANDONED,
-            {
-                "iteration": ctx.state.counters.iteration,
-                "content_hash": chain.content_hash,
-                "length": chain.length,
-                "proposal_ids": list(chain.proposal_ids),
-                "reason": limit,
-            },
-        )
+        abandon(ctx, chain.content_hash, chain.length, chain.proposal_ids, limit)
         return
     proposal = Proposal(
         origin="reflection",
@@ -151,6 +166,22 @@ async def finish_chain(ctx: StepContext) -> None:
     )
     book.chain = None
     close_chain(ctx, proposal, await admit(ctx, proposal), ends_chain=False)
+
+
+def abandon(
+    ctx: StepContext, digest: str, length: int, proposal_ids: list[str], limit: str
+) -> None:
+    """Edits that passed their tests but can never be validated: the budget has no room."""
+    ctx.emitter.emit(
+        ev.CHAIN_ABANDONED,
+        {
+            "iteration": ctx.state.counters.iteration,
+            "content_hash": digest,
+            "length": length,
+            "proposal_ids": list(proposal_ids),
+            "reason": limit,
+        },
+    )
 
 
 def plan_to_dict(plan: IterationPlan) -> dict[str, Any]:

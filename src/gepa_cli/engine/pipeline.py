@@ -8,10 +8,12 @@ logic for real on the committed state with the work fetched for it. Decisions ar
 made only when planning and when committing, both in a fixed order, so the feed is
 the same whatever the concurrency, the latencies or the cache.
 
-Every in-flight iteration reserves its worst case when planned, so overlapping work
-never passes a hard limit. A checkpoint is taken after each commit and lists the
-iterations still in flight (their plans and views); a resumed run starts their work
-again and commits them as the uninterrupted run would.
+Every in-flight iteration reserves what its work ahead of the commit may spend when
+planned, so overlapping work never passes a hard limit; a validation decided at a
+commit is made only if it fits beside them (docs/pipeline.md, "Budgets"). A
+checkpoint is taken after each commit and lists the iterations still in flight (their
+plans and views); a resumed run starts their work again and commits them as the
+uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 from gepa_cli.engine import events as ev
 from gepa_cli.engine.budget import Work
 from gepa_cli.engine.context import StepContext
-from gepa_cli.engine.evaluation import MemoEvaluator
+from gepa_cli.engine.evaluation import BudgetStop, MemoEvaluator
 from gepa_cli.engine.iteration import (
     IterationPlan,
     plan_from_dict,
     plan_iteration,
     run_iteration,
 )
+from gepa_cli.engine.rebase import POLICY as REBASE
 from gepa_cli.engine.reflection import ProposerGaveUp, ReflectionPlan
 from gepa_cli.engine.speculation import (
     Fetching,
@@ -42,6 +45,7 @@ from gepa_cli.engine.speculation import (
     Replaying,
     View,
     view_state,
+    worst_of,
 )
 from gepa_cli.engine.state import content_hash
 from gepa_cli.engine.types import EventSink, Usage
@@ -114,12 +118,28 @@ class Pipeline:
 
     # --- the loop ----------------------------------------------------------------
     async def run(self) -> str:
+        final_room = self._final_room()
+        self.engine.guard.reserve(final_room)
         try:
             for flight in self.in_flight:
                 self._start(flight)
             return await self._loop()
+        except BudgetStop:
+            # a commit's work passed a limit (a cost or token estimate grew): what is in
+            # flight will never commit. It runs to its end (cut short, what it fetched
+            # would depend on timing) and what it fetched is charged, since it was spent
+            await asyncio.gather(
+                *(f.task for f in self.in_flight if f.task is not None), return_exceptions=True
+            )
+            await self.lanes.settle()
+            while self.in_flight:
+                flight = self.in_flight.popleft()
+                self.engine.guard.release(flight.reservation)
+                self._charge_leftovers(flight)
+            raise
         finally:
             await self._cancel_all()
+            self.engine.guard.release(final_room)
 
     async def _loop(self) -> str:
         limit = self.engine.settings.max_in_flight_candidates
@@ -132,7 +152,7 @@ class Pipeline:
                         return reason
                     draining = reason
                     break
-                worst = self._worst_case()
+                worst = self._reservation()
                 blocked = self.ctx.blocked_by(worst)
                 if blocked is not None:
                     if not self.in_flight:
@@ -149,19 +169,30 @@ class Pipeline:
                 self.engine.stopped_externally = True
                 return external
 
-    def _worst_case(self) -> Work:
-        ctx, s = self.ctx, self.engine.settings
-        worst = ctx.iteration_worst_case()
-        if s.use_merge:
-            merge = Work(
-                optimization_rollouts=s.merge_subsample_size
-                + ctx.strategies.validation.worst_case_rollouts(len(ctx.state.val_ids))
-            )
-            worst = Work(
-                max(worst.optimization_rollouts, merge.optimization_rollouts),
-                0,
-                worst.proposals,
-            )
+    def _validation(self) -> Work:
+        size = self.ctx.strategies.validation.worst_case_rollouts(len(self.ctx.state.val_ids))
+        return Work(optimization_rollouts=size)
+
+    def _final_room(self) -> Work:
+        """Kept back while iterations overlap under ``rebase``: the validation of a
+        child that found no room at its commit and waits as the chain's tip."""
+        if self.engine.settings.staleness_policy != REBASE:
+            return Work()
+        return self._validation()
+
+    def _reservation(self) -> Work:
+        """What the next iteration's work ahead of its commit may spend. Under ``rebase``
+        that work stops after the minibatch test (what to validate is decided at the
+        commit, which checks for room then); otherwise it validates a passing child
+        ahead too. A merge trial validates ahead under either policy."""
+        ctx, s, merge = self.ctx, self.engine.settings, self.ctx.state.merge
+        validation = self._validation()
+        worst = ctx.iteration_worst_case() - validation
+        if s.staleness_policy != REBASE:
+            worst = worst + validation
+        if s.use_merge and merge.due > 0 and merge.last_iteration_found_new:
+            trial = Work(optimization_rollouts=s.merge_subsample_size) + validation
+            worst = worst_of([worst, trial])
         return worst
 
     def _dispatch(self, worst: Work) -> None:
@@ -233,8 +264,10 @@ class Pipeline:
             ),
             proposer=Replaying(engine.proposer, flight.prefetch),
         )
-        await run_iteration(ctx, flight.plan)
-        self._charge_leftovers(flight)
+        try:
+            await run_iteration(ctx, flight.plan)
+        finally:
+            self._charge_leftovers(flight)
 
     def _charge_leftovers(self, flight: InFlight) -> None:
         """Work fetched for the iteration that its commit did not use (its child turned
@@ -267,3 +300,4 @@ class Pipeline:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        await self.lanes.settle()

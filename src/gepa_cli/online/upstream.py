@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import urllib.parse
-import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +20,7 @@ import orjson
 
 from gepa_cli.engine.types import Usage
 from gepa_cli.online.config import UpstreamConfig
+from gepa_cli.runtime.container.transport import env_proxy
 from gepa_cli.runtime.proposers.pricing import Price, price_for, usage_from_completion
 
 
@@ -53,16 +52,6 @@ class UpstreamFailure(Exception):
     def __init__(self, reply: Reply) -> None:
         super().__init__(reply.error)
         self.reply = reply
-
-
-def env_proxy(url: str) -> str | None:
-    """The proxy the environment names for ``url`` (HTTPS_PROXY, NO_PROXY, ...), as httpx
-    would use it; looked up once, where aiohttp's ``trust_env`` would look it up (and
-    .netrc) in a worker thread on every call."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
-        return None
-    return urllib.request.getproxies().get(parts.scheme)
 
 
 class UpstreamStream:

@@ -25,6 +25,7 @@ from gepa_cli.config.models import ContainerConfig
 from gepa_cli.contracts import UPSTREAM_UNAVAILABLE
 from gepa_cli.errors import ConfigError, ContainerContractError, ContainerError
 from gepa_cli.runtime.container.contract import PENDING_STATUSES, TERMINAL_STATUSES, violation
+from gepa_cli.runtime.container.transport import AiohttpSender, Answer, HttpxSender, Sender
 
 RETRY_STATUSES = frozenset({408, 429})
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -33,7 +34,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 MAX_BACKOFF_SECONDS = 10.0
 BACKSTOP_FACTOR = 2.0
-POOL_SHARD_SIZE = 4
 SubmissionMode = Literal["sync", "async"]
 
 
@@ -75,21 +75,11 @@ class ContainerClient:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._jitter = random.Random()  # timing only; never seeds anything that is recorded
         headers = {"X-API-Key": api_key} if api_key else {}
-        # httpcore's pool does work linear in its size for every request it assigns, so
-        # one big pool gets slower as concurrency grows; a few small shards stay flat
-        shards = 1 if transport is not None else -(-max_concurrency // POOL_SHARD_SIZE)
-        per_shard = -(-max_concurrency // shards) + 1  # +1: room for a handshake call
-        self._pools = [
-            httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=headers,
-                timeout=httpx.Timeout(timeout_seconds),
-                limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
-                transport=transport,
-            )
-            for _ in range(shards)
-        ]
-        self._busy = [0] * shards
+        self._sender: Sender = (
+            AiohttpSender(self.base_url, headers, timeout_seconds, max_concurrency + 1)
+            if transport is None
+            else HttpxSender(self.base_url, headers, timeout_seconds, transport)
+        )
 
     @classmethod
     def from_config(
@@ -128,8 +118,7 @@ class ContainerClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
+        await self._sender.aclose()
 
     # -- one call with retries -------------------------------------------------------
 
@@ -161,13 +150,10 @@ class ContainerClient:
                 await asyncio.sleep(self._backoff(attempt, retry_after))
             retry_after = None
             try:
-                # httpx's own timeouts fire first; cancelling a request from outside
-                # stalls httpx's pool, so the outer deadline is only a backstop for
-                # servers that drip bytes slowly (each read within the timeout)
-                response = await asyncio.wait_for(
-                    self._request(method, path, content, headers),
-                    self.timeout_seconds * BACKSTOP_FACTOR,
-                )
+                # the transport's own timeouts fire first; the outer deadline is only a
+                # backstop for servers that drip bytes slowly (each read within the timeout)
+                async with asyncio.timeout(self.timeout_seconds * BACKSTOP_FACTOR):
+                    response = await self._request(method, path, content, headers)
             except TRANSIENT_ERRORS as exc:
                 last_fault = f"{fault_name(exc)}: {exc}".rstrip(": ")
                 fault = fault_name(exc)
@@ -219,14 +205,8 @@ class ContainerClient:
 
     async def _request(
         self, method: str, path: str, content: bytes | None, headers: dict[str, str] | None
-    ) -> httpx.Response:
-        # the least busy shard: the semaphore bounds the total, so no shard overflows
-        shard = min(range(len(self._pools)), key=self._busy.__getitem__)
-        self._busy[shard] += 1
-        try:
-            return await self._pools[shard].request(method, path, content=content, headers=headers)
-        finally:
-            self._busy[shard] -= 1
+    ) -> Answer:
+        return await self._sender.send(method, path, content, headers)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = self.backoff_seconds * (2.0 ** (attempt - 1)) * self._jitter.uniform(0.5, 1.5)
@@ -235,7 +215,7 @@ class ContainerClient:
         return min(delay, MAX_BACKOFF_SECONDS)
 
     @staticmethod
-    def _decode(response: httpx.Response, route: str) -> Any:
+    def _decode(response: Answer, route: str) -> Any:
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -313,7 +293,7 @@ class ContainerClient:
         )
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(response: Answer) -> str:
     try:
         data = orjson.loads(response.content)
     except orjson.JSONDecodeError:
@@ -326,7 +306,7 @@ def _error_message(response: httpx.Response) -> str:
     return response.reason_phrase
 
 
-def upstream_fields(response: httpx.Response) -> dict[str, str]:
+def upstream_fields(response: Answer) -> dict[str, str]:
     """``upstream_url`` and ``cause`` of an ``upstream_unavailable`` error answer (the
     container says the model its rollouts call is down), else nothing."""
     try:
@@ -348,7 +328,7 @@ def _one_line(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Answer) -> float | None:
     value = response.headers.get("Retry-After")
     try:
         return float(value) if value is not None else None

@@ -105,12 +105,6 @@ COOKBOOKS = [
             "proposer.max_tokens": 256,
             "container.max_concurrency": 1,
         },
-        known_issue=(
-            "an episode that reaches the command limit is a failed rollout with no usage: "
-            "the tokens of its model calls go unrecorded, and failed rollouts are not "
-            "cached, so the readonly replay misses (a base model never stops issuing "
-            "commands)"
-        ),
     ),
     RealModelRun(
         "code_review",

@@ -4,7 +4,8 @@ System message: the playbook (the candidate). First user message: the task and t
 rules of the loop. Each answer is one shell command (a fenced block or a bare line) or
 ``done``; the command's exit code and output go back as the next user message. Token
 usage is summed over the episode. The loop ends at ``done``, at the sandbox's command
-limit (a failed rollout) or when the episode's wall time runs out.
+limit (the verifier then judges the workspace as it is) or when the episode's wall time
+runs out (a failed rollout).
 """
 
 from __future__ import annotations

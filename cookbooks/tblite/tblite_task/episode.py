@@ -18,7 +18,7 @@ import httpx
 
 from .agent import offline_agent
 from .chat import ChatSettings, chat_agent
-from .sandbox import CommandResult, Limits, Sandbox
+from .sandbox import COMMAND_LIMIT, CommandResult, Limits, Sandbox, SandboxViolation
 from .tasks import Task, by_id
 from .verify import Verdict, verify
 
@@ -158,14 +158,23 @@ async def run_episode(
             )
             return result
 
-        if backend == "offline":
-            await offline_agent(playbook, task.instruction, run, notes.append)
-        else:
-            if chat is None:
-                raise ValueError("openai_chat needs policy settings (model, base_url)")
-            await chat_agent(
-                playbook, task.instruction, run, notes.append, chat, usage, http_client
-            )
+        if backend == "openai_chat" and chat is None:
+            raise ValueError("openai_chat needs policy settings (model, base_url)")
+        try:
+            if backend == "offline":
+                await offline_agent(playbook, task.instruction, run, notes.append)
+            else:
+                assert chat is not None
+                await chat_agent(
+                    playbook, task.instruction, run, notes.append, chat, usage, http_client
+                )
+        except SandboxViolation as exc:
+            if exc.kind != COMMAND_LIMIT:
+                raise
+            # running out of commands is how the agent did, not a fault of the sandbox:
+            # the verifier judges the workspace as it is, and the episode's model calls
+            # stay recorded (a failed rollout would carry no usage and never be cached)
+            notes.append(f"the agent used all {box.limits.max_commands} commands")
         recorder.check()
         verdict = await verify(task, box)
     return EpisodeResult(task, verdict, steps, notes, usage)

@@ -84,6 +84,10 @@ class SandboxError(RuntimeError):
     """The sandbox could not be set up (not the agent's fault)."""
 
 
+# the violation that ends the agent's turn rather than the rollout (episode.py)
+COMMAND_LIMIT = "command_limit"
+
+
 class SandboxViolation(RuntimeError):
     """A command broke a limit; the episode is over and the rollout fails with ``reason``."""
 
@@ -441,7 +445,7 @@ class Sandbox:
         if agent:
             if self.commands_run >= self.limits.max_commands:
                 raise SandboxViolation(
-                    "command_limit",
+                    COMMAND_LIMIT,
                     f"the agent asked for more than {self.limits.max_commands} commands",
                     command,
                 )

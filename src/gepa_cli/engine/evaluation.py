@@ -58,7 +58,7 @@ class MemoEvaluator:
 
     def require(self, work: Work) -> None:
         if not self.enforce_budget:
-            return  # speculative work: its iteration reserved its worst case
+            return  # speculative work: its iteration reserved what it may spend
         limit = self.guard.blocked_by(work, self.elapsed())
         if limit is not None:
             raise BudgetStop(limit)

@@ -140,8 +140,9 @@ def close_chain(
 
 async def finish_chain(ctx: StepContext) -> None:
     """Validate the open chain's tip at the end of the optimization (its edits would be
-    lost otherwise). The budget left room for it: every iteration reserved one
-    validation, and an iteration that extended the chain did not spend it."""
+    lost otherwise). The budget left room for it: a serial iteration reserved one
+    validation, and one that extended the chain did not spend it; overlapping
+    iterations keep one validation aside for this (pipeline.py)."""
     book = ctx.state.chains
     chain = book.chain
     if chain is None:

@@ -116,18 +116,22 @@ async def test_a_model_command_that_breaks_a_limit_ends_the_episode(answer: str,
     assert info.value.kind == kind
 
 
-async def test_a_model_that_never_says_done_hits_the_command_limit() -> None:
+async def test_a_model_that_never_says_done_is_judged_after_its_last_command() -> None:
     async with _model(["true"], []) as client:
-        with pytest.raises(SandboxViolation, match="more than 3 commands"):
-            await run_episode(
-                "agent",
-                by_id("text-errors").row_fields(),
-                "openai_chat",
-                Steps(),
-                limits=Limits(max_commands=3),
-                chat=CHAT,
-                http_client=client,
-            )
+        result = await run_episode(
+            "agent",
+            by_id("text-errors").row_fields(),
+            "openai_chat",
+            Steps(),
+            limits=Limits(max_commands=3),
+            chat=CHAT,
+            http_client=client,
+        )
+    assert [s.command for s in result.steps] == ["true"] * 3
+    assert result.notes == ["the agent used all 3 commands"]
+    assert not result.passed and result.reward == 0.0
+    # the fourth answer asked for the command the limit refused: four calls, all counted
+    assert result.usage == {"prompt_tokens": 400, "completion_tokens": 28}
 
 
 def test_parse_command() -> None:

@@ -403,14 +403,20 @@ def write_results(
 ) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     previous = RESULTS / "pipeline_throughput.json"
+    command = " ".join(["python", "bench/pipeline_throughput.py", *sys.argv[1:]])
+    quality_command = command
     if previous.exists() and (not rows or not qrows):
-        # a run of one part keeps the other part's last results
+        # a run of one part keeps the other part's last results (and says which run)
         kept = json.loads(previous.read_text(encoding="utf-8"))
+        kept_meta = kept.get("meta", {})
+        if not qrows:
+            quality_command = kept_meta.get("quality_command", kept_meta.get("command", ""))
         rows = rows or kept.get("throughput", [])
         qrows = qrows or kept.get("quality", [])
     load = os.getloadavg()
     meta = {
-        "command": " ".join(["python", "bench/pipeline_throughput.py", *sys.argv[1:]]),
+        "command": command,
+        "quality_command": quality_command,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
         "load_average_at_end": [round(x, 2) for x in load],
@@ -445,7 +451,8 @@ def write_results(
     if qrows:
         lines += [
             "",
-            f"Heldout accuracy (%, {len(args.quality_seeds)} seeds, {args.heldout} examples):",
+            f"Heldout accuracy (%, {len(args.quality_seeds)} seeds, {args.heldout} examples; "
+            f"`{quality_command}`):",
             "",
             "| budget | mode | heldout mean ± sd | rollouts used |",
             "| --- | --- | --- | --- |",
@@ -467,7 +474,7 @@ def main() -> None:
     parser.add_argument("--proposer-latency", type=float, nargs="+", default=[1.0, 5.0])
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
-        "--in-flight", type=int, nargs="+", default=[4, 16], help="K values of async_pipelined"
+        "--in-flight", type=int, nargs="+", default=[16, 32, 64], help="K values of async_pipelined"
     )
     parser.add_argument("--launch", nargs="+", default=["app", "command"])
     parser.add_argument(

@@ -3,15 +3,19 @@
 Runs the reference container (tests/support/reference_container.py) as a child
 process with ``--latency`` seconds per rollout (an asyncio.sleep), then sends
 ``--rollouts`` rollouts through `ContainerEvaluator` at each concurrency level and
-prints the wall time against the ideal ``n * latency / concurrency``.
+prints the wall time against the ideal ``n * latency / concurrency``: the median of
+``--repeat`` measurements (a 2-core machine's scheduling moves one by several percent),
+with the fastest and slowest.
 
     .venv/bin/python bench/rollout_throughput.py [--rollouts 2000] [--latency 0.05]
+        [--concurrency 1 8 32 64] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -75,25 +79,34 @@ def main() -> None:
     parser.add_argument("--rollouts", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per rollout")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--repeat", type=int, default=5, help="measurements per level")
     args = parser.parse_args()
     command = ["{python}", str(REFERENCE), "--port", "{port}", "--latency", str(args.latency)]
     config = ContainerConfig(command=command, startup_timeout_seconds=30)
+    print(f"{args.rollouts} rollouts, {args.latency * 1000:g} ms latency each")
+    print(
+        f"{'concurrency':>11} {'wall s':>8} {'ideal s':>8} {'ratio':>6} "
+        f"{'rollouts/s':>10} {'ratio range':>12}"
+    )
     with tempfile.TemporaryDirectory() as logs:
-        launcher = ContainerLauncher(config, base_dir=ROOT, log_dir=Path(logs))
-        with launcher as url:
-            print(f"{args.rollouts} rollouts, {args.latency * 1000:g} ms latency each")
+        for concurrency in args.concurrency:
+            walls, failed = [], 0
+            for _ in range(args.repeat):
+                # a fresh container each time: the test container keeps every request
+                # body it served, and a heap grown by earlier runs slows the next one
+                with ContainerLauncher(config, base_dir=ROOT, log_dir=Path(logs)) as url:
+                    wall, lost = asyncio.run(measure(url, args.rollouts, concurrency))
+                walls.append(wall)
+                failed += lost
+            wall = statistics.median(walls)
+            ideal = args.rollouts * args.latency / concurrency
+            note = f"  ({failed} failed)" if failed else ""
+            spread = f"{min(walls) / ideal:.2f}-{max(walls) / ideal:.2f}"
             print(
-                f"{'concurrency':>11} {'wall s':>8} {'ideal s':>8} {'ratio':>6} {'rollouts/s':>10}"
+                f"{concurrency:>11} {wall:>8.2f} {ideal:>8.2f} {wall / ideal:>6.2f} "
+                f"{args.rollouts / wall:>10.1f} {spread:>12}{note}",
+                flush=True,
             )
-            for concurrency in args.concurrency:
-                wall, failed = asyncio.run(measure(url, args.rollouts, concurrency))
-                ideal = args.rollouts * args.latency / concurrency
-                note = f"  ({failed} failed)" if failed else ""
-                print(
-                    f"{concurrency:>11} {wall:>8.2f} {ideal:>8.2f} {wall / ideal:>6.2f} "
-                    f"{args.rollouts / wall:>10.1f}{note}",
-                    flush=True,
-                )
 
 
 if __name__ == "__main__":

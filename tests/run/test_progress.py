@@ -98,6 +98,16 @@ def test_the_count_and_the_clock_are_never_cut(width: int) -> None:
         assert part in stats, lines
 
 
+def test_a_child_with_no_room_to_validate_is_counted_as_unvalidated() -> None:
+    display = busy_display(Live())
+    display.on_event(event("proposal.completed"))
+    display.on_event(event("chain.abandoned", proposal_ids=["p0004"], length=1))
+    assert (
+        "6 proposals (1 accepted, 2 rejected, 1 unvalidated, 1 unusable, 1 failed)"
+        in (shown(display, 200)[1])
+    )
+
+
 def test_a_chain_tip_validated_at_the_end_is_counted_once() -> None:
     display = busy_display(Live())
     display.on_event(event("proposal.completed"))

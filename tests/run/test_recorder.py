@@ -67,3 +67,37 @@ async def test_proposal_rows_follow_their_id_not_the_order_calls_return(tmp_path
     assert rows["p0002"]["prompt"] == "prompt for format"
     assert rows["p0002"]["cache_action"] == "hit"
     assert {row["outcome"] for row in rows.values()} == {"rejected"}
+
+
+def test_a_child_abandoned_for_lack_of_budget_settles_as_unvalidated(tmp_path: Path) -> None:
+    """chain.abandoned names the edits of a chain (settled as extended already) or a
+    child that passed its minibatch and found no room to be validated at its commit:
+    only proposals still open take the new outcome."""
+    run_dir = RunDirectory(tmp_path / "r")
+    run_dir.create()
+    ledgers = run_dir.open_ledgers()
+    recorder = RunRecorder(
+        run_dir, ledgers, EventWriter(ledgers.events, "r"), spend=Spend(), runner_state=dict
+    )
+    for pid in ("p0001", "p0002"):
+        recorder.emit(
+            "proposal.completed",
+            {"proposal_id": pid, "iteration": 1, "parent_id": "c0000", "text": "t"},
+        )
+    recorder.emit("chain.extended", {"iteration": 1, "proposal_ids": ["p0001"], "length": 1})
+    recorder.emit(
+        "chain.abandoned",
+        {
+            "iteration": 2,
+            "proposal_ids": ["p0001", "p0002"],
+            "length": 2,
+            "content_hash": "0" * 16,
+            "reason": "max_total_rollouts",
+        },
+    )
+    ledgers.close()
+    rows = {row["proposal_id"]: row["outcome"] for row in read_jsonl(run_dir.proposals)}
+    assert rows == {
+        "p0001": "extended: chain of 1 edits",
+        "p0002": "unvalidated: no room in the budget (max_total_rollouts)",
+    }

@@ -123,5 +123,6 @@ def test_outcomes_and_the_objective_frontier() -> None:
     ]
     assert outcome_kind("rejection: unchanged text") == "failed"
     assert outcome_kind("extended: chain of 3 edits") == "extended"
+    assert outcome_kind("unvalidated: no room in the budget (max_total_rollouts)") == "dropped"
     points = {"a": (1.0, 0.0), "b": (0.0, 1.0), "c": (0.5, 0.5), "d": (0.4, 0.4), "e": (1.0, 0.0)}
     assert pareto_ids(points) == ["a", "b", "c", "e"]

@@ -420,7 +420,7 @@ class _Folder(SessionTimeline):
 
     def _chain_abandoned(self, data: Mapping[str, Any]) -> str:
         return (
-            f"chain of {data.get('length')} edits left unvalidated at the end "
+            f"chain of {data.get('length')} edits left unvalidated, no room in the budget "
             f"({data.get('reason')}): {data.get('content_hash')}"
         )
 

@@ -68,6 +68,7 @@ async def run_iteration(ctx: StepContext, plan: IterationPlan) -> None:
                 ctx.state.rejected_hashes.append(proposal.content_hash)
                 abandon(
                     ctx,
+                    proposal.iteration,
                     proposal.content_hash,
                     proposal.chain_length,
                     proposal.chain_proposals,
@@ -150,7 +151,8 @@ async def finish_chain(ctx: StepContext) -> None:
     limit = _no_room_to_validate(ctx)
     if limit is not None:
         book.chain = None
-        abandon(ctx, chain.content_hash, chain.length, chain.proposal_ids, limit)
+        iteration = ctx.state.counters.iteration
+        abandon(ctx, iteration, chain.content_hash, chain.length, chain.proposal_ids, limit)
         return
     proposal = Proposal(
         origin="reflection",
@@ -170,13 +172,18 @@ async def finish_chain(ctx: StepContext) -> None:
 
 
 def abandon(
-    ctx: StepContext, digest: str, length: int, proposal_ids: list[str], limit: str
+    ctx: StepContext,
+    iteration: int,
+    digest: str,
+    length: int,
+    proposal_ids: list[str],
+    limit: str,
 ) -> None:
     """Edits that passed their tests but can never be validated: the budget has no room."""
     ctx.emitter.emit(
         ev.CHAIN_ABANDONED,
         {
-            "iteration": ctx.state.counters.iteration,
+            "iteration": iteration,
             "content_hash": digest,
             "length": length,
             "proposal_ids": list(proposal_ids),

@@ -64,8 +64,18 @@ class _Counts:
 
 # proposal outcomes in the order they are shown; "unusable": an answer the proposer
 # could not use (no fenced text, cut off...), "failed": the call itself failed;
-# "extended": passed its minibatch, waiting to be validated as the tip of a chain
-OUTCOMES = ("accepted", "extended", "rejected", "duplicate", "dropped", "unusable", "failed")
+# "extended": passed its minibatch, waiting to be validated as the tip of a chain;
+# "unvalidated": passed its minibatch, but the budget had no room left to validate it
+OUTCOMES = (
+    "accepted",
+    "extended",
+    "rejected",
+    "duplicate",
+    "dropped",
+    "unvalidated",
+    "unusable",
+    "failed",
+)
 
 
 class _CountColumn(ProgressColumn):
@@ -269,6 +279,8 @@ class ProgressDisplay:
             counts.settle(kind.split(".")[1], data.get("proposal_ids") or [])
         elif kind == "chain.extended":
             counts.settle("extended", data.get("proposal_ids") or [])
+        elif kind == "chain.abandoned":
+            counts.settle("unvalidated", data.get("proposal_ids") or [])
         elif kind == "candidate.dropped":
             counts.add("dropped")
         elif kind == "heldout.completed" or kind == "heldout.skipped":

@@ -223,6 +223,12 @@ class RunRecorder:
         # it passed its minibatch test (rollouts spent); validated later, as a chain's tip
         self._settle(data, f"extended: chain of {data.get('length')} edits", evaluated=True)
 
+    def _on_chain_abandoned(self, data: Mapping[str, Any]) -> None:
+        # a chain's edits are settled as "extended" already; this names a child that
+        # passed its minibatch but found no room in the budget for its validation
+        outcome = f"unvalidated: no room in the budget ({data.get('reason')})"
+        self._settle(data, outcome, evaluated=True)
+
     def _on_candidate_duplicate(self, data: Mapping[str, Any]) -> None:
         self._settle(data, f"duplicate: {data.get('reason')}", evaluated=False)
 

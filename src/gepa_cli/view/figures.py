@@ -346,6 +346,9 @@ def objective_figure(view: RunView, anchor: Anchor) -> go.Figure | None:
 # an online session's proposal becomes a challenger (it is given traffic), or is
 # abandoned when the session ends during its reflection
 SESSION_OUTCOMES = {"challenger": "accepted", "abandoned": "not_evaluated"}
+# passed its minibatch, then found no room in the budget for its validation: like a
+# child the validation policy dropped, it never joined the run
+RUN_OUTCOMES = {"unvalidated": "dropped"}
 
 
 def outcome_kind(outcome: str) -> str:
@@ -354,7 +357,7 @@ def outcome_kind(outcome: str) -> str:
     kind = outcome.split(":", 1)[0].strip()
     if kind in ("accepted", "extended", "rejected", "duplicate", "dropped", "not_evaluated"):
         return kind
-    return SESSION_OUTCOMES.get(kind, "failed")
+    return RUN_OUTCOMES.get(kind) or SESSION_OUTCOMES.get(kind, "failed")
 
 
 OUTCOME_COLORS = {

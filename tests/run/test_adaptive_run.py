@@ -31,4 +31,3 @@ def test_an_adaptive_run_extends_chains_and_keeps_its_run_directory_sound(
     assert outcomes["extended"] == kinds["chain.extended"]
     status = workspace_status(result.run_dir)
     assert [(i.name, i.detail) for run in status.runs for i in run.broken] == []
-

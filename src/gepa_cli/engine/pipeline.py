@@ -131,7 +131,6 @@ class Pipeline:
             await asyncio.gather(
                 *(f.task for f in self.in_flight if f.task is not None), return_exceptions=True
             )
-            await self.lanes.settle()
             while self.in_flight:
                 flight = self.in_flight.popleft()
                 self.engine.guard.release(flight.reservation)
@@ -300,4 +299,3 @@ class Pipeline:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        await self.lanes.settle()

@@ -147,14 +147,6 @@ class Lanes:
     def __init__(self, propose: int | None = None, evaluate: int | None = None) -> None:
         self.propose = asyncio.Semaphore(propose) if propose else None
         self.evaluate = asyncio.Semaphore(evaluate) if evaluate else None
-        # evaluation requests under way (they outlive a cancelled iteration)
-        self.fetches: set[asyncio.Future[list[ExampleResult]]] = set()
-
-    async def settle(self) -> None:
-        """Wait for every evaluation request under way; a failed one is its
-        iteration's concern (its commit meets the error), not the caller's."""
-        while self.fetches:
-            await asyncio.gather(*list(self.fetches), return_exceptions=True)
 
 
 class Fetching:
@@ -170,14 +162,6 @@ class Fetching:
         self.lanes = lanes
 
     async def evaluate(self, request: EvaluationRequest) -> list[ExampleResult]:
-        # a rollout sent is paid for: cancelling the iteration must not lose its result,
-        # so the request finishes on its own and lands in the store either way
-        fetch = asyncio.ensure_future(self._fetch(request))
-        self.lanes.fetches.add(fetch)
-        fetch.add_done_callback(self.lanes.fetches.discard)
-        return await asyncio.shield(fetch)
-
-    async def _fetch(self, request: EvaluationRequest) -> list[ExampleResult]:
         if self.lanes.evaluate is None:
             results = await self.evaluator.evaluate(request)
         else:

@@ -16,7 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gepa_cli.contracts import CONTAINER_V1, POLICY_CHECK_KEY, POLICY_CHECK_ROUTE
 from gepa_cli.taskapp.execute import execute
@@ -52,6 +54,30 @@ class PolicyCheckRequest(BaseModel):
 
 def error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class KeyCheck:
+    """A 401 for every route but ``/health`` without the key (``X-API-Key`` or
+    ``Authorization: Bearer``). Plain ASGI rather than ``@app.middleware("http")``,
+    which runs each request in a task group with memory streams: at 32 rollouts in
+    flight that cost more CPU than a cheap rollout itself (bench/rollout_throughput.py)."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.api_key = api_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/health":
+            headers = Headers(scope=scope)
+            given = headers.get("x-api-key")
+            auth = headers.get("authorization", "")
+            if given is None and auth.lower().startswith("bearer "):
+                given = auth[7:].strip()
+            if given is None or not secrets.compare_digest(given, self.api_key):
+                response = error(401, "unauthorized", "missing or wrong API key")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def build(task: TaskApp) -> FastAPI:
@@ -96,16 +122,8 @@ def build(task: TaskApp) -> FastAPI:
         log.exception("unhandled error in the container")
         return error(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
-    @app.middleware("http")
-    async def _auth(request: Request, call_next: Any) -> Any:
-        if api_key and request.url.path != "/health":
-            given = request.headers.get("x-api-key")
-            auth = request.headers.get("authorization", "")
-            if given is None and auth.lower().startswith("bearer "):
-                given = auth[7:].strip()
-            if given is None or not secrets.compare_digest(given, api_key):
-                return error(401, "unauthorized", "missing or wrong API key")
-        return await call_next(request)
+    if api_key:
+        app.add_middleware(KeyCheck, api_key=api_key)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

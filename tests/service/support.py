@@ -28,8 +28,13 @@ def service_sections(namespace: str, *, rollouts: int = 40) -> dict[str, dict[st
     )
 
 
-def config_text(namespace: str, *, rollouts: int = 40) -> str:
-    return config_toml(service_sections(namespace, rollouts=rollouts))
+def config_text(namespace: str, *, rollouts: int = 40, slow: bool = False) -> str:
+    """``slow``: served by the task folder's slow container (make_task with a latency),
+    so a test can act on the run while it is busy."""
+    sections = service_sections(namespace, rollouts=rollouts)
+    if slow:
+        sections["container"] = {"app": "slow_container:app"}
+    return config_toml(sections)
 
 
 def make_task(

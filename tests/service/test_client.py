@@ -52,7 +52,9 @@ def test_client_submits_follows_a_dropped_stream_and_fetches_results(tmp_path: P
         with pytest.raises(ServiceRefusedError) as unknown:
             client.artifact("no-such-run")
 
-        slow = client.submit(text=config_text("ns-c2", rollouts=400), base_dir="c")
+        # busy long enough to be paused and cancelled mid-run: its own rollouts are slow,
+        # and it would need far more of them than it gets to spend before the cancel
+        slow = client.submit(text=config_text("ns-c2", rollouts=2000, slow=True), base_dir="c")
         client_runs = client.runs(client="laptop")
         # pause at a checkpoint (the stream ends with the run paused), resume, then cancel
         first_part: list[dict[str, Any]] = []

@@ -62,12 +62,17 @@ class StepContext:
     # will decide on the committed state
     speculative: bool = False
 
+    def validation_worst_case(self) -> Work:
+        """The most one validation may spend (the validation policy's worst case)."""
+        size = self.strategies.validation.worst_case_rollouts(len(self.state.val_ids))
+        return Work(optimization_rollouts=size)
+
     def iteration_worst_case(self) -> Work:
         """What the next reflective iteration may spend at most."""
         state = self.state
         return iteration_worst_case(
             minibatch=self.sampler.size,
-            val_size=self.strategies.validation.worst_case_rollouts(len(state.val_ids)),
+            val_size=self.validation_worst_case().optimization_rollouts,
             proposals=self.strategies.components.most_per_iteration(len(state.target_modules)),
         )
 

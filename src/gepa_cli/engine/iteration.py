@@ -14,7 +14,6 @@ from typing import Any
 
 from gepa_cli.engine import events as ev
 from gepa_cli.engine.admission import Proposal, admit
-from gepa_cli.engine.budget import Work
 from gepa_cli.engine.chain import Chain
 from gepa_cli.engine.context import StepContext
 from gepa_cli.engine.merge_step import MergeTrial, plan_merge_trial, test_merge
@@ -99,8 +98,7 @@ def _no_room_to_validate(ctx: StepContext) -> str | None:
     """The limit a validation would pass now, if any. A serial iteration reserved its
     validation before it started; overlapping iterations reserve only their work ahead
     of the commit, so near the end of a budget a commit may find no room left."""
-    val_size = ctx.strategies.validation.worst_case_rollouts(len(ctx.state.val_ids))
-    return ctx.blocked_by(Work(optimization_rollouts=val_size))
+    return ctx.blocked_by(ctx.validation_worst_case())
 
 
 def _validate_now(ctx: StepContext, proposal: Proposal) -> bool:

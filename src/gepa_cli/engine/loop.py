@@ -294,10 +294,7 @@ class GepaEngine:
 
     async def _start(self) -> None:
         s, state = self.settings, self.state
-        seed_work = Work(
-            optimization_rollouts=self.strategies.validation.worst_case_rollouts(len(state.val_ids))
-        )
-        limit = self.guard.blocked_by(seed_work, self.control.elapsed_seconds())
+        limit = self.ctx.blocked_by(self.ctx.validation_worst_case())
         if limit is not None:
             raise BudgetError(
                 f"[gepa] {limit} is too small to validate the seed on {len(state.val_ids)} "

@@ -65,7 +65,7 @@ def plan_merge_trial(ctx: StepContext, iteration: int) -> MergeTrial | None:
     subsample = merge_subsample(
         first.val_scores, second.val_scores, s.merge_subsample_size, ctx.rng
     )
-    worst = len(subsample) + ctx.strategies.validation.worst_case_rollouts(len(state.val_ids))
+    worst = len(subsample) + ctx.validation_worst_case().optimization_rollouts
     if not subsample or ctx.blocked_by(Work(optimization_rollouts=worst)):
         return None
     state.merge.due -= 1

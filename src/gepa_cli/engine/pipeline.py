@@ -168,16 +168,12 @@ class Pipeline:
                 self.engine.stopped_externally = True
                 return external
 
-    def _validation(self) -> Work:
-        size = self.ctx.strategies.validation.worst_case_rollouts(len(self.ctx.state.val_ids))
-        return Work(optimization_rollouts=size)
-
     def _final_room(self) -> Work:
         """Kept back while iterations overlap under ``rebase``: the validation of a
         child that found no room at its commit and waits as the chain's tip."""
         if self.engine.settings.staleness_policy != REBASE:
             return Work()
-        return self._validation()
+        return self.ctx.validation_worst_case()
 
     def _reservation(self) -> Work:
         """What the next iteration's work ahead of its commit may spend. Under ``rebase``
@@ -185,10 +181,10 @@ class Pipeline:
         commit, which checks for room then); otherwise it validates a passing child
         ahead too. A merge trial validates ahead under either policy."""
         ctx, s, merge = self.ctx, self.engine.settings, self.ctx.state.merge
-        validation = self._validation()
-        worst = ctx.iteration_worst_case() - validation
-        if s.staleness_policy != REBASE:
-            worst = worst + validation
+        validation = ctx.validation_worst_case()
+        worst = ctx.iteration_worst_case()
+        if s.staleness_policy == REBASE:
+            worst = worst - validation
         if s.use_merge and merge.due > 0 and merge.last_iteration_found_new:
             trial = Work(optimization_rollouts=s.merge_subsample_size) + validation
             worst = worst_of([worst, trial])

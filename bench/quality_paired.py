@@ -58,8 +58,14 @@ def main() -> int:
     parser.add_argument("first")
     parser.add_argument("second")
     args = parser.parse_args()
-    data = json.loads(args.results.read_text(encoding="utf-8"))
-    rows = paired(data["runs"], args.first, args.second)
+    try:
+        runs = json.loads(args.results.read_text(encoding="utf-8"))["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(
+            f"{args.results}: not a quality result file ({type(exc).__name__}: {exc}); "
+            "pass a bench/results/quality_<pair>.json"
+        ) from None
+    rows = paired(runs, args.first, args.second)
     if not rows:
         raise SystemExit(f"{args.results}: no budget has both {args.first!r} and {args.second!r}")
     print(f"| budget | seeds | {args.first} | {args.second} | difference | se | t | wins |")

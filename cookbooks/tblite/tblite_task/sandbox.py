@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -413,7 +414,7 @@ class Sandbox:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=functools.partial(_die_with_parent, os.getpid()),
             # one JSON line holds the output, escaped: up to 6 characters per byte
             limit=6 * self.limits.max_output_bytes + 65536,
         )
@@ -533,12 +534,15 @@ class Sandbox:
         _live.pop(id(self), None)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent_pid: int) -> None:
     """In the jail's launcher before exec: a SIGKILLed gepa-cli takes the jail along."""
     import ctypes
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    # gepa-cli may have died between the fork and the prctl: no signal would come then
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def _write_files(

@@ -75,6 +75,19 @@ def _sandbox_processes(base: Path) -> list[int]:
     return found
 
 
+def _describe(pids: list[int]) -> str:
+    """What each surviving process is, for the failure message."""
+    lines = []
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = Path(f"/proc/{pid}/status").read_text().split("\n")[1:7]
+            lines.append(f"{pid}: {cmd.strip()} {' | '.join(state)}")
+        except OSError:
+            lines.append(f"{pid}: gone")
+    return "\n".join(lines)
+
+
 def _wait_for_episode(base: Path, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while not any(p.name.startswith("ep-") and p.is_dir() for p in base.iterdir()):
@@ -120,7 +133,8 @@ def test_sigkill_then_resume_leaves_nothing(tmp_path: Path) -> None:
     deadline = time.monotonic() + 10
     while _sandbox_processes(base) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _sandbox_processes(base) == []
+    survivors = _sandbox_processes(base)
+    assert survivors == [], _describe(survivors)
     assert any(p.name.startswith("ep-") for p in base.iterdir())  # left by the killed run
     resumed = _run(config, env, "gepa", "resume", str(tmp_path / "runs" / "killed"))
     _out, err = resumed.communicate(timeout=240)

@@ -12,8 +12,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Two workers per core: many tests wait on servers and child processes, and files with a
+# `long` test go first (conftest.py; --no-loadscope-reorder keeps that order).
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+
+# The tests start hundreds of Python processes and every worker imports every test module.
+# PYTHONDONTWRITEBYTECODE (set on some machines) would make each of them recompile our
+# modules and re-rewrite every test's asserts; one collection pass fills those caches.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest --collect-only -q > /dev/null
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile \
+		--no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tests_llm scripts bench cookbooks examples

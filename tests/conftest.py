@@ -7,6 +7,13 @@ from pathlib import Path
 import pytest
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a `long` test first: `make test` hands whole files to its workers, and a
+    long file picked up last would leave the other workers idle while it runs."""
+    long_files = {item.path for item in items if item.get_closest_marker("long")}
+    items.sort(key=lambda item: item.path not in long_files)  # stable: order kept within
+
+
 @pytest.fixture(autouse=True)
 def isolated_user_state(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

@@ -40,7 +40,10 @@ def test_every_help_block_is_the_real_help() -> None:
 def _commands() -> dict[tuple[str, ...], Any]:
     """Every command of the CLI by its words (``("gepa", "run")``, ``("query",)``)."""
     out = {}
-    for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+    root = typer.main.get_command(app)
+    with typer.Context(root) as ctx:
+        built = root.all_commands(ctx)  # type: ignore[attr-defined]
+    for name, command in built.items():
         subcommands = getattr(command, "commands", None)
         if subcommands is None:
             out[(name,)] = command

@@ -63,6 +63,7 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return config, runs
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("how", ["stop-command", "ctrl-c"])
 def test_stopped_run_resumes_to_the_uninterrupted_result(task: tuple[Path, Path], how: str) -> None:
     config, runs = task

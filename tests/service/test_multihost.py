@@ -11,6 +11,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import orjson
+import pytest
 
 from gepa_cli.service.queue import RunQueue
 from support.task_dir import make_task_dir
@@ -40,6 +41,7 @@ def _feed(run_dir: str) -> list[dict]:
     ]
 
 
+@pytest.mark.long
 def test_three_processes_share_one_postgres_queue_and_survive_a_kill(
     tmp_path: Path, postgres_url: str
 ) -> None:

@@ -8,6 +8,8 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
+
 from .support import make_task, read_manifest, running_service
 
 TASKS = {"a": "ns1", "b": "ns1", "c": "ns2", "d": "ns2"}  # two dirs share each namespace
@@ -17,6 +19,7 @@ def _at(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
+@pytest.mark.long
 def test_twenty_runs_succeed_once_without_namespace_overlap(tmp_path: Path) -> None:
     configs = []
     for name, namespace in TASKS.items():

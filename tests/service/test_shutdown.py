@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from gepa_cli.artifacts.liveness import pid_alive
 from gepa_cli.service.queue import RunQueue
@@ -19,6 +20,7 @@ GRACE = 5.0
 BOUND = GRACE + 3 + 7
 
 
+@pytest.mark.long
 def test_sigterm_requeues_running_runs_and_exits_within_the_bound(tmp_path: Path) -> None:
     configs = [make_task(tmp_path, f"t{i}", f"ns{i}", latency=0.03, rollouts=100) for i in range(4)]
     args = ("--workers", "2", "--shutdown-grace-seconds", str(GRACE), "--lease-seconds", "3")

@@ -10,7 +10,7 @@ import typer
 from typer import _click
 from typer.core import TyperGroup
 
-from gepa_cli import __version__
+import gepa_cli
 from gepa_cli.errors import GepaCliError
 
 _state = {"debug": False}
@@ -49,6 +49,7 @@ class HandledGroup(TyperGroup):
 
 
 def new_group(help_text: str) -> typer.Typer:
+    """A command group (`gepa`, `events`...): every error it raises goes through `fail`."""
     return typer.Typer(
         cls=HandledGroup,
         help=help_text,
@@ -59,17 +60,18 @@ def new_group(help_text: str) -> typer.Typer:
     )
 
 
-app = new_group("Optimize the text components of an AI system with GEPA.")
+def one_command() -> typer.Typer:
+    """A Typer holding one top-level command (`query`, `show`...): it becomes that command."""
+    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"gepa-cli {__version__}")
+        typer.echo(f"gepa-cli {gepa_cli.__version__}")
         raise typer.Exit()
 
 
-@app.callback()
-def root(
+def root_callback(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),

@@ -76,13 +76,7 @@ def _report(result: RunResult, as_json: bool) -> None:
     typer.echo("\n".join(lines), err=True)
 
 
-def register() -> None:
-    """Attach run, resume and stop to the `gepa` group."""
-    gepa_app.command("run")(run)
-    gepa_app.command("resume")(resume)
-    gepa_app.command("stop")(stop)
-
-
+@gepa_app.command("run")
 def run(
     config: Path = CONFIG_OPTION,
     run_id: str | None = typer.Option(None, "--run-id", help="Run id (default: generated)."),
@@ -104,6 +98,7 @@ def run(
     _execute(run, as_json)
 
 
+@gepa_app.command("resume")
 def resume(
     run_dir: Path = typer.Argument(..., help="The run directory to continue."),
     config: Path | None = typer.Option(
@@ -115,6 +110,7 @@ def resume(
     _execute(GepaRun.resume(run_dir, config_path=config), as_json)
 
 
+@gepa_app.command("stop")
 def stop(run_dir: Path = typer.Argument(..., help="The run directory of a running run.")) -> None:
     """Ask a running run to stop at its next safe point (it can be resumed)."""
     if not run_dir.is_dir():

@@ -10,11 +10,13 @@ import orjson
 import typer
 from rich.console import Console
 
+from gepa_cli.cli.app import one_command
 from gepa_cli.errors import ConfigError
 from gepa_cli.workspace.render import rows_table
 from gepa_cli.workspace.views import Workspace
 
 FORMATS = ("table", "json", "csv")
+query_app = one_command()
 
 
 def _plain(value: Any) -> Any:
@@ -22,6 +24,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+@query_app.command("query")
 def query(
     sql: str = typer.Argument(
         ...,

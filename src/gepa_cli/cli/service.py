@@ -10,10 +10,7 @@ import typer
 from gepa_cli.cli.gepa import gepa_app
 
 
-def register() -> None:
-    gepa_app.command("service")(service)
-
-
+@gepa_app.command("service")
 def service(
     db: str = typer.Option(
         "service.sqlite",

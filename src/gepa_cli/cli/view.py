@@ -10,7 +10,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from gepa_cli.cli.app import app
+from gepa_cli.cli.app import one_command
 from gepa_cli.view import (
     RunView,
     candidate_facts,
@@ -28,16 +28,14 @@ RUN_DIR = typer.Argument(..., help="A run directory (finished, stopped, running 
 MODULE_OPTION = typer.Option(None, "--module", "-m", help="Only this module's text.")
 
 
-def register() -> None:
-    app.command("show", short_help="Print a candidate's texts, its scores or the frontier.")(show)
-    app.command("diff", short_help="Diff two candidates' texts, like diff(1).")(diff)
-    app.command("report", short_help="Write an HTML report with plots that opens offline.")(report)
+show_app, diff_app, report_app = one_command(), one_command(), one_command()
 
 
 def _json(payload: Any) -> None:
     sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
 
 
+@show_app.command("show", short_help="Print a candidate's texts, its scores or the frontier.")
 def show(
     run_dir: Path = RUN_DIR,
     candidate: str = typer.Argument("best", help="best, seed or a candidate id."),
@@ -71,6 +69,7 @@ def show(
     sys.stdout.buffer.flush()
 
 
+@diff_app.command("diff", short_help="Diff two candidates' texts, like diff(1).")
 def diff(
     run_dir: Path = RUN_DIR,
     a: str = typer.Argument("seed", help="best, seed, a candidate id, or RUN_DIR2:REF."),
@@ -88,6 +87,7 @@ def diff(
     raise typer.Exit(1)
 
 
+@report_app.command("report", short_help="Write an HTML report with plots that opens offline.")
 def report(
     run_dirs: list[Path] = typer.Argument(
         ...,

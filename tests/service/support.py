@@ -38,12 +38,21 @@ def config_text(namespace: str, *, rollouts: int = 40, slow: bool = False) -> st
 
 
 def make_task(
-    root: Path, name: str, namespace: str, *, latency: float = 0.0, rollouts: int = 40
+    root: Path,
+    name: str,
+    namespace: str,
+    *,
+    latency: float = 0.0,
+    rollouts: int = 40,
+    container_url: str | None = None,
 ) -> Path:
-    """A directory with the container, the proposer and gepa.toml; returns the config."""
+    """A directory with the container, the proposer and gepa.toml; returns the config.
+    ``container_url``: run on that container (see `served_containers`) instead."""
     sections = service_sections(namespace, rollouts=rollouts)
     if latency:
         sections["container"] = {"app": "slow_container:app"}
+    if container_url:
+        sections["container"] = {"app": None, "url": container_url}
     return make_task_dir(root / name, latency=latency, **sections)
 
 
@@ -120,6 +129,41 @@ class Service:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextmanager
+def served_containers(count: int, latency: float) -> Iterator[list[str]]:
+    """``count`` reference containers, each in its own process: a test with many runs
+    spares each run from starting an in-process container of its own."""
+    script = Path(__file__).resolve().parents[1] / "support" / "reference_container.py"
+    ports = [free_port() for _ in range(count)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), "--port", str(port), "--latency", str(latency)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        for url, proc in zip(urls, procs, strict=True):
+            deadline = time.monotonic() + 20
+            while True:
+                assert proc.poll() is None, f"the container for {url} exited"
+                assert time.monotonic() < deadline, f"the container for {url} did not come up"
+                try:
+                    if httpx.get(url + "/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.05)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
 
 
 @contextmanager

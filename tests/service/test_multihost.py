@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
@@ -16,19 +17,18 @@ import pytest
 from gepa_cli.service.queue import RunQueue
 from support.task_dir import make_task_dir
 
-from .support import Service
+from .support import Service, served_containers
 
 RUNS, NAMESPACES, PROCESSES = 60, 3, 3
 LEASE = 2.0
 
 
-def _task(shared: Path, index: int) -> Path:
+def _task(shared: Path, index: int, container_url: str) -> Path:
     """A tiny run: 3 validation and 2 heldout examples, 16 rollouts, no cache (so every
-    run does its own rollouts, 30 ms each)."""
+    run does its own rollouts, 30 ms each, on its namespace's container)."""
     return make_task_dir(
         shared / f"task{index}",
-        latency=0.03,
-        container={"app": "slow_container:app"},
+        container={"app": None, "url": container_url},
         dataset={"val_seeds": "100:103", "heldout_seeds": "0:2"},
         gepa={"max_total_rollouts": 16},
         cache={"mode": "off", "namespace": f"ns{index}"},
@@ -41,12 +41,18 @@ def _feed(run_dir: str) -> list[dict]:
     ]
 
 
+@pytest.fixture
+def container_urls() -> Iterator[list[str]]:
+    with served_containers(NAMESPACES, latency=0.03) as urls:
+        yield urls
+
+
 @pytest.mark.long
 def test_three_processes_share_one_postgres_queue_and_survive_a_kill(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, postgres_url: str, container_urls: list[str]
 ) -> None:
     shared = tmp_path / "shared"
-    configs = [_task(shared, index) for index in range(NAMESPACES)]
+    configs = [_task(shared, index, url) for index, url in enumerate(container_urls)]
     data_dir = shared / "service-data"
     services = [
         Service(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from itertools import pairwise
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import make_task, read_manifest, running_service
+from .support import make_task, read_manifest, running_service, served_containers
 
 TASKS = {"a": "ns1", "b": "ns1", "c": "ns2", "d": "ns2"}  # two dirs share each namespace
 
@@ -19,11 +20,20 @@ def _at(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
+@pytest.fixture
+def container_urls() -> Iterator[list[str]]:
+    with served_containers(len(TASKS), latency=0.0) as urls:
+        yield urls
+
+
 @pytest.mark.long
-def test_twenty_runs_succeed_once_without_namespace_overlap(tmp_path: Path) -> None:
+def test_twenty_runs_succeed_once_without_namespace_overlap(
+    tmp_path: Path, container_urls: list[str]
+) -> None:
     configs = []
-    for name, namespace in TASKS.items():
-        config = make_task(tmp_path, name, namespace, rollouts=24)
+    for (name, namespace), url in zip(TASKS.items(), container_urls, strict=True):
+        # a container per directory: only the namespace keeps two runs apart
+        config = make_task(tmp_path, name, namespace, rollouts=24, container_url=url)
         # both directories of a namespace write one shared cache
         config.write_text(config.read_text().replace('path = "cache"', 'path = "../cache"'))
         configs.append((config, namespace))

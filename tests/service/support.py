@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,23 @@ def make_task(
     return make_task_dir(root / name, latency=latency, **sections)
 
 
+def wait_healthy(
+    url: str, proc: subprocess.Popen[bytes], exited: Callable[[], str], timeout: float = 20
+) -> None:
+    """Until ``url``/health answers 200; ``exited`` says why when ``proc`` ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(exited())
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up within {timeout:g} s")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -97,17 +114,8 @@ class Service:
         self.cwd.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, cwd=self.cwd, env=self.env, stderr=log, stdout=log)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited: {self.log.read_text()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("service did not come up")
+        wait_healthy(self.url, self.proc, lambda: f"service exited: {self.log.read_text()}")
+        return self
 
     def client(self, **headers: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=headers, timeout=10)
@@ -148,16 +156,7 @@ def served_containers(count: int, latency: float) -> Iterator[list[str]]:
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         for url, proc in zip(urls, procs, strict=True):
-            deadline = time.monotonic() + 20
-            while True:
-                assert proc.poll() is None, f"the container for {url} exited"
-                assert time.monotonic() < deadline, f"the container for {url} did not come up"
-                try:
-                    if httpx.get(url + "/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
+            wait_healthy(url, proc, lambda url=url: f"the container for {url} exited")
         yield urls
     finally:
         for proc in procs:

@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 # Two workers per core: many tests wait on servers and child processes, and files with a
 # `long` test go first (conftest.py; --no-loadscope-reorder keeps that order).
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
 
 # The tests start hundreds of Python processes and every worker imports every test module.
 # PYTHONDONTWRITEBYTECODE (set on some machines) would make each of them recompile our

@@ -1,13 +1,14 @@
-"""How the container client sends one request: aiohttp to a URL, httpx to an in-process
-app or a test transport. Both hand back an `Answer` and raise httpx's transport
-errors, so retries and the fault names recorded with each rollout do not depend on
-which one carried the call.
+"""How the container client sends one request: aiohttp to a URL (a container it started,
+one served in process on a loopback port, or one running elsewhere), httpx to a given
+transport. Both hand back an `Answer` and raise httpx's transport errors, so retries
+and the fault names recorded with each rollout do not depend on which one carried the
+call.
 
 aiohttp carries real URLs because the rollout path is the driver's hottest: at 32
 rollouts in flight httpcore's pool scans every pooled connection on each request and
 release (about 1.2 ms of CPU per rollout even split into small pools), where aiohttp's
-costs about 0.1 ms (bench/rollout_throughput.py). httpx stays for `transport=` (the
-ASGI transport of `[container] app`, and the mock transports of tests).
+costs about 0.1 ms (bench/rollout_throughput.py). httpx stays for `transport=`, which
+the tests use to put a mock or faulty transport in the client's place.
 """
 
 from __future__ import annotations

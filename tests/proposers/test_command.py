@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from gepa_cli.config.models import ProposerConfig
 from gepa_cli.errors import ProposerError
 from gepa_cli.runtime.boundary import NoCache
 from gepa_cli.runtime.proposers import build_proposer
-from gepa_cli.runtime.proposers.command import CommandProposer
+from gepa_cli.runtime.proposers.command import CommandProposer, _communicate
 from support.memory_cache import MemoryCache
 
 from .support import CURRENT, make_request
@@ -215,3 +216,30 @@ async def test_cache_key_keeps_python_unresolved(tmp_path: Path) -> None:
         "payload": first.prompt,
     }
     assert sys.executable not in json.dumps(logical)
+
+
+def test_a_program_that_exits_without_reading_its_input_is_judged_by_its_status() -> None:
+    """Under uvloop (the service's loop) the child's stdin pipe is closed as soon as it
+    exits, and writing to it raised RuntimeError instead of the usual BrokenPipeError."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> tuple[bytes, bytes, int | None]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import sys; sys.exit('the proposer is broken')",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await process.wait()
+        assert process.stdin is not None
+        for _ in range(500):
+            if process.stdin.is_closing():
+                break
+            await asyncio.sleep(0.01)
+        stdout, stderr = await _communicate(process, b"x" * 100_000)
+        return stdout, stderr, process.returncode
+
+    stdout, stderr, code = uvloop.run(scenario())
+    assert (stdout, stderr.strip(), code) == (b"", b"the proposer is broken", 1)

@@ -162,7 +162,7 @@ class CommandProposer:
             ) from exc
         try:
             stdout, stderr = await asyncio.wait_for(
-                process.communicate(stdin), timeout=self.timeout_seconds
+                _communicate(process, stdin), timeout=self.timeout_seconds
             )
         except asyncio.TimeoutError:
             await _kill(process)
@@ -181,6 +181,30 @@ class CommandProposer:
                 hint="run the command by hand with the same input to see the full error",
             )
         return {"stdout": stdout.decode("utf-8", errors="replace")}
+
+
+async def _communicate(process: asyncio.subprocess.Process, data: bytes) -> tuple[bytes, bytes]:
+    """`Process.communicate`, but a program that exits without reading its input is
+    judged by its status and stderr: under uvloop, writing to the closed pipe raises
+    RuntimeError, which asyncio's own version does not expect."""
+    assert process.stdin and process.stdout and process.stderr
+
+    async def feed(stdin: asyncio.StreamWriter) -> None:
+        try:
+            stdin.write(data)
+            await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except RuntimeError:
+            if not stdin.is_closing():
+                raise
+        stdin.close()
+
+    stdout, stderr, _ = await asyncio.gather(
+        process.stdout.read(), process.stderr.read(), feed(process.stdin)
+    )
+    await process.wait()
+    return stdout, stderr
 
 
 async def _kill(process: asyncio.subprocess.Process) -> None:

@@ -10,11 +10,14 @@ solve the task. Evaluator and proposer are stateless functions of their requests
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from gepa_cli.engine import (
     EngineResult,
@@ -40,6 +43,11 @@ def _unit(*parts: Any) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+@functools.cache  # asked millions of times for a few thousand pairs
+def _need_rank(example_id: str, token: str) -> float:
+    return _unit("need", example_id, token)
+
+
 @dataclass
 class PhraseTask:
     modules: tuple[str, ...] = ("system_prompt",)
@@ -55,12 +63,12 @@ class PhraseTask:
 
     def needed(self, example_id: str) -> list[str]:
         pool = TOKENS[: self.n_tokens]
-        ranked = sorted(pool, key=lambda t: _unit("need", example_id, t))
+        ranked = sorted(pool, key=lambda t: _need_rank(example_id, t))
         return sorted(ranked[: self.tokens_per_example])
 
     def forbidden(self, example_id: str) -> list[str]:
         pool = TOKENS[: self.n_tokens]
-        ranked = sorted(pool, key=lambda t: _unit("need", example_id, t))
+        ranked = sorted(pool, key=lambda t: _need_rank(example_id, t))
         start = self.tokens_per_example
         return sorted(ranked[start : start + self.forbidden_per_example])
 
@@ -189,10 +197,18 @@ class RecordingSink:
 
 @dataclass
 class Snapshots:
-    saved: list[dict[str, Any]] = field(default_factory=list)
+    """Each checkpoint kept as the bytes the recorder would write (orjson), decoded when
+    a test reads them: a long run then holds no millions of live objects for the
+    garbage collector to walk at every allocation."""
+
+    encoded: list[bytes] = field(default_factory=list)
 
     def save_checkpoint(self, snapshot: Mapping[str, Any]) -> None:
-        self.saved.append(json.loads(json.dumps(snapshot, allow_nan=False)))
+        self.encoded.append(orjson.dumps(snapshot))
+
+    @property
+    def saved(self) -> list[dict[str, Any]]:
+        return [orjson.loads(raw) for raw in self.encoded]
 
 
 @dataclass

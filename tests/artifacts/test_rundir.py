@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import time
 from pathlib import Path
 
 import orjson
@@ -155,3 +156,25 @@ def test_run_lock_marks_live_and_crashed_runs(tmp_path: Path) -> None:
     child.join(timeout=30)
     assert lock_status(tmp_path) == "stale"
     assert RunLock(tmp_path, "r3").acquire().run_id == "r3"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_run_that_died_but_was_not_yet_reaped_reads_as_crashed(tmp_path: Path) -> None:
+    """Init can take seconds to reap a run whose parent died with it; kill(0) still
+    finds such a zombie, but its run is over and may be resumed."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        RunLock(tmp_path, "r1").acquire()
+        os._exit(0)
+    os.close(write_end)
+    try:
+        os.read(read_end, 1)  # EOF: the child has exited; it stays a zombie until waited for
+        deadline = time.monotonic() + 30
+        while b") Z" not in Path(f"/proc/{pid}/stat").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lock_status(tmp_path) == "stale"
+        assert RunLock(tmp_path, "r2").acquire().run_id == "r2"
+    finally:
+        os.waitpid(pid, 0)
+        os.close(read_end)

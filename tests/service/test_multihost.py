@@ -21,6 +21,7 @@ from .support import Service, served_containers
 
 RUNS, NAMESPACES, PROCESSES = 60, 3, 3
 LEASE = 2.0
+VICTIM = 1
 
 
 def _task(shared: Path, index: int, container_url: str) -> Path:
@@ -64,10 +65,13 @@ def test_three_processes_share_one_postgres_queue_and_survive_a_kill(
             "--data-dir", str(data_dir),
             db=postgres_url,
             cwd=tmp_path / f"work{index}",
+            # the victim's runs think for a while, so it is killed mid-run, not just
+            # as a run finishes
+            env={"GEPA_TEST_PROPOSER_DELAY": "0.5"} if index == VICTIM else None,
         )
         for index in range(PROCESSES)
     ]  # fmt: skip
-    victim = services[1]
+    victim = services[VICTIM]
     queue = RunQueue.open(postgres_url)
     try:
         for service in services:
@@ -93,7 +97,7 @@ def test_three_processes_share_one_postgres_queue_and_survive_a_kill(
                 run_dir = Path(lease.run_dir)
                 if (
                     lease.status == "running"
-                    and str(lease.lease_owner).startswith("svc1/")
+                    and str(lease.lease_owner).startswith(f"svc{VICTIM}/")
                     and (run_dir / "checkpoint.json").exists()
                     and not (run_dir / "manifest.json").exists()
                 ):
@@ -102,7 +106,7 @@ def test_three_processes_share_one_postgres_queue_and_survive_a_kill(
             time.sleep(0.02)
         assert target is not None, "no checkpointed run of the victim to kill"
         victim.kill()
-        held = [r for r in queue.leases() if str(r.lease_owner).startswith("svc1/")]
+        held = [r for r in queue.leases() if str(r.lease_owner).startswith(f"svc{VICTIM}/")]
         assert target.request_id in {r.request_id for r in held}
 
         survivor = clients[0]
@@ -110,8 +114,8 @@ def test_three_processes_share_one_postgres_queue_and_survive_a_kill(
         while time.monotonic() < deadline:
             health = survivor.get("/health").json()
             if health["status"] == "degraded":
-                stale_seen = stale_seen or {w["worker_id"].split("/")[0] for w in
-                                            health["stale_workers"]} == {"svc1"}  # fmt: skip
+                stale = {worker["worker_id"].split("/")[0] for worker in health["stale_workers"]}
+                stale_seen = stale_seen or stale == {f"svc{VICTIM}"}
             counts = queue.counts()
             if counts["succeeded"] + counts["failed"] + counts["cancelled"] == RUNS:
                 break
@@ -153,7 +157,9 @@ def test_three_processes_share_one_postgres_queue_and_survive_a_kill(
     for request in (r for r in final if r.request_id in {h.request_id for h in held}):
         leases = [lease for lease in history if lease.request_id == request.request_id]
         assert [lease.outcome for lease in leases] == ["expired", "succeeded"]
-        assert leases[0].owner.startswith("svc1/") and not leases[1].owner.startswith("svc1/")
+        assert leases[0].owner.startswith(f"svc{VICTIM}/") and not leases[1].owner.startswith(
+            f"svc{VICTIM}/"
+        )
         assert request.attempts == 2
     manifest = orjson.loads((Path(target.run_dir) / "manifest.json").read_bytes())
     states = [change["state"] for change in manifest["state_history"]]

@@ -21,8 +21,10 @@ ConfigFactory = Callable[..., GepaConfig]
 
 # Deterministic stand-in for an LLM proposer: it reads the reflective dataset and adds
 # the first keyword the feedback says is missing (one per call, so runs take a while).
+# GEPA_TEST_PROPOSER_DELAY makes it think that many seconds, as a model would.
 PROPOSER = """
-import json, re, sys
+import json, os, re, sys, time
+time.sleep(float(os.environ.get("GEPA_TEST_PROPOSER_DELAY", "0")))
 request = json.load(sys.stdin)
 text = request["current_text"]
 missing = []

@@ -38,7 +38,18 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # exists, owned by someone else
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Exited but not yet reaped: kill(0) still finds it. A run whose parent died with
+    it is reaped by init, which on some machines takes seconds; meanwhile its run
+    directory must read as crashed, not as still running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False  # no /proc (not Linux): kill(0) is all there is
+    return stat.rsplit(b")", 1)[1].split()[0] == b"Z"
 
 
 def read_lock(run_dir: Path) -> LockInfo | None:

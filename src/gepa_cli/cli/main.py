@@ -79,8 +79,13 @@ app = typer.Typer(
 app.callback()(root_callback)
 
 
-def main() -> None:
-    app()
+def main(args: list[str] | None = None) -> None:
+    """The console script; ``args`` (without the program name) when called in process,
+    as a service worker's child does."""
+    if args is None:
+        app()
+    else:
+        app(args=args, prog_name="gepa-cli")
 
 
 if __name__ == "__main__":  # pragma: no cover

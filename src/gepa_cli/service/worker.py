@@ -1,12 +1,12 @@
 """Workers: claim a request, run it in a child process, heartbeat, record the outcome.
 
 A run never executes inside the service process: a child (`gepa run --json`, or
-`gepa resume RUN_DIR --json` when the run directory already has a checkpoint) does the
-work, so a crash of the run cannot take the service down, and a killed service takes
-its children with it (Linux: PR_SET_PDEATHSIG), leaving no orphan writing a run dir
-that a restarted service is about to resume. A worker that cannot renew its lease (its
-database is gone) stops its child before the lease runs out, so a run taken over by
-another host is never written by two.
+`gepa resume RUN_DIR` when the run directory already has a checkpoint), forked from a
+pre-imported fork server (launch.py), does the work, so a crash of the run cannot take
+the service down, and a killed service takes its children with it, leaving no orphan
+writing a run dir that a restarted service is about to resume. A worker that cannot
+renew its lease (its database is gone) stops its child before the lease runs out, so a
+run taken over by another host is never written by two.
 
 Shutdown: `WorkerPool.begin_shutdown` stops every worker from claiming and asks each
 running child to stop at its next safe point (SIGTERM: checkpoint, manifest, exit);
@@ -17,17 +17,13 @@ back to the queue, and the next worker resumes it from its last checkpoint.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +35,7 @@ from gepa_cli.runner import RunResult, summary
 from gepa_cli.runner.control import request_stop
 from gepa_cli.service.db import DatabaseUnavailableError
 from gepa_cli.service.errors import LeaseLostError
+from gepa_cli.service.launch import ChildSpec, RunProcess, start_child, warm
 from gepa_cli.service.metrics import RunMeter, ServiceMetrics
 from gepa_cli.service.progress import FeedProgress
 from gepa_cli.service.queue import Request, RunQueue
@@ -54,50 +51,27 @@ STOPPED_STATUS = {"cancelled": "cancelled", "paused": "paused", "stop_file": "pa
 SELF_FENCE = 0.8
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    def preexec() -> None:
-        if sys.platform.startswith("linux"):
-            pr_set_pdeathsig = 1
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        # the parent may have died before prctl took effect
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-    return preexec
-
-
-def child_argv(request: Request, settings: ServiceSettings, resume: bool) -> list[str]:
-    if resume:
-        return [sys.executable, "-m", "gepa_cli.cli.main", "gepa", "resume", request.run_dir]
-    if request.base_dir is not None:
-        return [
-            sys.executable,
-            "-m",
-            "gepa_cli.service.child",
-            "--config",
-            request.config_path,
-            "--base-dir",
-            request.base_dir,
-            "--run-id",
-            request.run_id,
-            "--output-dir",
-            str(Path(request.run_dir).parent),
-        ]
-    return [
-        sys.executable,
-        "-m",
-        "gepa_cli.cli.main",
-        "gepa",
-        "run",
-        "--config",
-        request.config_path,
-        "--run-id",
-        request.run_id,
-        "--output-dir",
-        str(Path(request.run_dir).parent),
-        "--json",
-    ]
+def child_spec(request: Request, settings: ServiceSettings, resume: bool) -> ChildSpec:
+    """The run's child: `gepa run --json`, `gepa resume RUN_DIR` once it has a
+    checkpoint, or the service's own entry for a config submitted as text."""
+    output_dir = str(Path(request.run_dir).parent)
+    entry, args = "gepa_cli.cli.main:main", ["gepa", "resume", request.run_dir]
+    if not resume and request.base_dir is not None:
+        entry = "gepa_cli.service.child:main"
+        args = ["--config", request.config_path, "--base-dir", request.base_dir,
+                "--run-id", request.run_id, "--output-dir", output_dir]  # fmt: skip
+    elif not resume:
+        args = ["gepa", "run", "--config", request.config_path, "--run-id", request.run_id,
+                "--output-dir", output_dir, "--json"]  # fmt: skip
+    stem = settings.log_dir / request.request_id
+    return ChildSpec(
+        entry=entry,
+        args=tuple(args),
+        cwd=str(request.base_dir or Path(request.config_path).parent),
+        stdout=f"{stem}.out",
+        stderr=f"{stem}.err",
+        environ=dict(os.environ),
+    )
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -205,28 +179,21 @@ class Executor:
         before = _stamp(run_dir / layout.MANIFEST)
         meter = RunMeter(FeedProgress(run_dir), self.metrics)
         meter.observe()  # what earlier attempts did is not this execution's work
-        stem = settings.log_dir / request.request_id
-        with open(f"{stem}.out", "ab") as out, open(f"{stem}.err", "ab") as err:
-            proc = subprocess.Popen(
-                child_argv(request, settings, resume),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                cwd=request.base_dir or Path(request.config_path).parent,
-                start_new_session=True,  # a Ctrl-C on the service is the service's to relay
-                preexec_fn=_die_with_parent(os.getpid()),
-            )
+        spec = child_spec(request, settings, resume)
+        for log_path in (spec.stdout, spec.stderr):
+            Path(log_path).touch()
+        proc = start_child(spec, name=f"run {request.request_id}")
         try:
             self.queue.mark_running(request.request_id, owner, proc.pid)
             returncode, stop_sent = self._supervise(proc, request, owner, run_dir, meter)
         except BaseException:
             _terminate(proc)
             raise
-        self._record(request, owner, run_dir, (returncode, stop_sent, before), Path(f"{stem}.err"))
+        self._record(request, owner, run_dir, (returncode, stop_sent, before), Path(spec.stderr))
 
     def _supervise(
         self,
-        proc: subprocess.Popen[bytes],
+        proc: RunProcess,
         request: Request,
         owner: str,
         run_dir: Path,
@@ -240,15 +207,14 @@ class Executor:
         stop_sent: str | None = None
         control = request.control
         while True:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                code = proc.wait(timeout=tick)
+            code = proc.wait(timeout=tick)
+            if code is not None:
                 meter.observe()
                 return code, stop_sent
             if self.stopping.is_set():
                 # checkpoint and exit; the request goes back to the queue for a resume
-                _terminate(proc, grace=self.settings.shutdown_grace_seconds)
                 meter.observe()
-                return proc.wait(), stop_sent
+                return _terminate(proc, grace=self.settings.shutdown_grace_seconds), stop_sent
             try:
                 if time.monotonic() - last_beat >= beat_every:
                     last_beat = time.monotonic()
@@ -310,18 +276,15 @@ class Executor:
         self.metrics.runs_finished.labels(status).inc()
 
 
-def _terminate(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """SIGTERM (the run stops at a safe point), then SIGKILL the whole group."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+def _terminate(proc: RunProcess, grace: float = 5.0) -> int:
+    """SIGTERM (the run stops at a safe point), then SIGKILL the whole group; its status."""
+    if (code := proc.poll()) is not None:
+        return code
+    proc.signal_group(signal.SIGTERM)
+    if (code := proc.wait(timeout=grace)) is not None:
+        return code
+    proc.signal_group(signal.SIGKILL)
+    return proc.wait_exit()
 
 
 class WorkerPool:
@@ -348,6 +311,8 @@ class WorkerPool:
         return [f"{prefix}-{index}" for index in range(self.settings.workers)]
 
     def start(self) -> None:
+        if self.settings.workers:
+            warm()
         self.reap()
         self.queue.workers.forget_dead(self.host, pid_alive, self.settings.stale_after)
         for owner in self.owners():

@@ -20,12 +20,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from multiprocessing import forkserver
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from gepa_cli.service import launch  # noqa: E402
 from gepa_cli.service.launch import ChildSpec, start_child, warm  # noqa: E402
 from support.task_dir import make_task_dir  # noqa: E402
 
@@ -58,7 +58,7 @@ def forked_run(config: Path, output: Path, index: int) -> None:
         stderr=os.devnull,
         environ=dict(os.environ),
     )
-    code = start_child(spec, name=f"run {index}").wait()
+    code = start_child(spec).wait()
     if code != 0:
         raise SystemExit(f"forked run {index} exited {code}")
 
@@ -91,7 +91,7 @@ def main() -> None:
             cache={"mode": "off"},
         )
         warm()
-        server_pid = vars(forkserver._forkserver)["_forkserver_pid"]
+        server_pid = launch._SERVER._ensure().pid
         forked_run(config, Path(tmp) / "warmup", 0)  # first fork pages in the server
         fresh = measure(exec_run, config, Path(tmp) / "exec", args.runs, None)
         forked = measure(forked_run, config, Path(tmp) / "fork", args.runs, server_pid)

@@ -8,12 +8,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import orjson
+import pytest
 
 from gepa_cli.artifacts.liveness import pid_alive, read_lock
+from gepa_cli.service import worker
 from gepa_cli.service.db import DatabaseUnavailableError, open_database
+from gepa_cli.service.launch import ChildSpec, RunProcess, start_child
 from gepa_cli.service.queue import Request, RunQueue
 from gepa_cli.service.submit import ServiceSettings, submit
 from gepa_cli.service.worker import Executor
+from support.cli import run_cli
 from support.task_dir import make_task_dir
 
 
@@ -158,3 +162,35 @@ def test_a_worker_that_cannot_renew_its_lease_stops_its_run(tmp_path: Path) -> N
     with queue.db.read() as tx:
         row = tx.one("SELECT status, lease_owner FROM requests")
     assert row == {"status": "running", "lease_owner": "w"}
+
+
+def test_a_run_finished_during_the_attempt_by_a_previous_holder_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holder whose lease expired while its run went on (a stalled heartbeat) may
+    finish the run just after the new holder found it unfinished; the new holder's
+    `gepa resume` then refuses a finished run, but the request has what it asked for."""
+    config = make_task_dir(tmp_path / "task")
+    settings = _settings(tmp_path)
+    queue = RunQueue.open(settings.db)
+    request = submit(queue, settings, {"config_path": str(config)})
+    run_dir = Path(request.run_dir)
+    finished = run_cli("gepa", "run", "--config", str(config), "--run-id", run_dir.name,
+                       "--output-dir", str(run_dir.parent))  # fmt: skip
+    assert finished.exit_code == 0, finished.stderr
+    aside = tmp_path / "manifest.json"
+    (run_dir / "manifest.json").rename(aside)  # not finished yet when the worker looks
+
+    def previous_holder_finishes_first(spec: ChildSpec) -> RunProcess:
+        aside.rename(run_dir / "manifest.json")
+        return start_child(spec)
+
+    monkeypatch.setattr(worker, "start_child", previous_holder_finishes_first)
+    claimed = queue.claim("w", 30.0)
+    assert claimed is not None
+    Executor(queue, settings, threading.Event()).execute(claimed, "w")
+
+    done = queue.get(request.request_id)
+    assert "already finished" in (settings.log_dir / f"{request.request_id}.err").read_text()
+    assert done.status == "succeeded", done.error
+    assert done.manifest is not None and done.manifest["state"] == "finished"

@@ -1,60 +1,30 @@
-"""Start a run's child process from a fork server that has already imported gepa-cli.
+"""Start a run's child process from the fork server (forkserver.py).
 
 A worker runs every request in a child process (see worker.py). Starting that child
 as `python -m gepa_cli ...` costs each run the interpreter's start and gepa-cli's
-imports (the HTTP stack, pydantic models, FastAPI for in-process containers): about
-0.6 s of CPU, often more than a small run's own work. The fork server is a clean,
-single-threaded process (never the service itself, whose threads could hold a lock
-across a fork) started once with those modules imported; each run is forked from it,
-then becomes what `python -m` would have made it: its own session, stdin from
-/dev/null, stdout and stderr appended to its log files, the run's working directory
-and the service's environment as it is at launch.
-
-A child dies with the service that started it, so a killed service still leaves no
-orphan writing a run directory that a restarted service is about to resume.
+imports (the HTTP stack, pydantic models, FastAPI for in-process containers): about a
+second of CPU, often more than a small run's own work. The fork server, started once
+per service process with those modules imported, forks each run instead. It is a
+process of its own, never the service: the service's threads could hold a lock across
+a fork.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import ctypes
 import dataclasses
-import importlib
-import multiprocessing
+import itertools
 import os
-import select
 import signal
+import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from multiprocessing import forkserver
-from multiprocessing.process import BaseProcess
 
-# The fork server imports these once. The entries themselves load their commands
-# lazily, so what a run goes on to import is listed too; a module missing here is only
-# imported by each child instead.
-PRELOAD = (
-    "gepa_cli.service.launch",
-    "gepa_cli.cli.main",
-    "gepa_cli.cli.gepa",
-    "gepa_cli.cli.gepa_run",
-    "gepa_cli.cli.service",
-    "gepa_cli.service.child",
-    "gepa_cli.runner",
-    "gepa_cli.runtime.container",
-    "gepa_cli.runtime.proposers",
-    "fastapi",
-)
+import orjson
 
-# evaluated when this module is imported: in the fork server (it is preloaded) that is
-# the fork server's pid, which every child inherits as the parent it must outlive
-_FORK_SERVER_PID = os.getpid()
-_PR_SET_PDEATHSIG = 1
-_SESSION_WAIT_SECONDS = 10.0
-
-_CONTEXT = multiprocessing.get_context("forkserver")
+_START_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -71,110 +41,133 @@ class ChildSpec:
     service_pid: int = dataclasses.field(default_factory=os.getpid)
 
 
+class LaunchError(RuntimeError):
+    """The fork server could not start a child (it failed to start, or died)."""
+
+
 class RunProcess:
     """A started child. Like `subprocess.Popen(start_new_session=True)`: its pid leads
-    its own process group by the time `start_child` returns it."""
+    its own process group."""
 
-    def __init__(self, process: BaseProcess) -> None:
-        self._process = process
-        self.pid = int(process.pid or 0)
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._status: int | None = None
+        self._exited = threading.Event()
 
     def poll(self) -> int | None:
         """The exit status (negative: killed by that signal), or None while it runs."""
-        return self._process.exitcode
+        return self._status
 
     def wait(self, timeout: float | None = None) -> int | None:
-        self._process.join(timeout)
-        return self._process.exitcode
+        self._exited.wait(timeout)
+        return self._status
 
     def wait_exit(self) -> int:
-        self._process.join()
-        return int(self._process.exitcode or 0)
+        self._exited.wait()
+        return int(self._status or 0)
 
     def signal_group(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signum)
 
+    def _exit(self, status: int) -> None:
+        self._status = status
+        self._exited.set()
+
+
+class _Started:
+    def __init__(self) -> None:
+        self.child: RunProcess | None = None
+        self.done = threading.Event()
+
+
+class ForkServer:
+    """The service's handle on its fork server, started on first use and again if it
+    dies (its children die with it: they are reported killed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server: subprocess.Popen[bytes] | None = None
+        self._ids = itertools.count()
+        self._starting: dict[int, _Started] = {}
+        self._children: dict[int, RunProcess] = {}
+
+    def warm(self) -> None:
+        with self._lock:
+            self._ensure()
+
+    def start_child(self, spec: ChildSpec) -> RunProcess:
+        started = _Started()
+        with self._lock:
+            server = self._ensure()
+            request_id = next(self._ids)
+            self._starting[request_id] = started
+            request = {"id": request_id, "spec": dataclasses.asdict(spec)}
+            assert server.stdin is not None
+            try:
+                server.stdin.write(orjson.dumps(request) + b"\n")
+                server.stdin.flush()
+            except OSError:
+                pass  # it died: its reader reports that below
+        if not started.done.wait(_START_TIMEOUT_SECONDS) or started.child is None:
+            with self._lock:
+                self._starting.pop(request_id, None)
+            raise LaunchError("the fork server did not start the run; see the service's log")
+        child = started.child
+        # as with Popen(start_new_session=True), its group exists once we hand it out
+        while child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpgid(child.pid) != child.pid:
+                    time.sleep(0.001)
+                    continue
+            break
+        return child
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        if self._server is not None and self._server.poll() is None:
+            return self._server
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gepa_cli.service.forkserver"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._server = server
+        threading.Thread(
+            target=self._read, args=(server,), name="gepa-forkserver", daemon=True
+        ).start()
+        return server
+
+    def _read(self, server: subprocess.Popen[bytes]) -> None:
+        assert server.stdout is not None
+        for line in server.stdout:
+            answer = orjson.loads(line)
+            with self._lock:
+                pid = int(answer["pid"])
+                if "id" in answer:
+                    self._children[pid] = RunProcess(pid)
+                    if (started := self._starting.pop(answer["id"], None)) is not None:
+                        started.child = self._children[pid]
+                        started.done.set()
+                elif (exited := self._children.pop(pid, None)) is not None:
+                    exited._exit(int(answer["status"]))
+        server.wait()
+        with self._lock:
+            # gone: its children died with it, and what was asked of it never came
+            for child in self._children.values():
+                child._exit(-signal.SIGKILL)
+            self._children.clear()
+            for started in self._starting.values():
+                started.done.set()
+            self._starting.clear()
+
+
+_SERVER = ForkServer()
+
 
 def warm() -> None:
     """Start the fork server now rather than at the first run."""
-    _CONTEXT.set_forkserver_preload(list(PRELOAD))
-    forkserver.ensure_running()
+    _SERVER.warm()
 
 
-def start_child(spec: ChildSpec, name: str) -> RunProcess:
-    _CONTEXT.set_forkserver_preload(list(PRELOAD))
-    # daemon: if the service exits while a child still runs, multiprocessing terminates
-    # it (SIGTERM: a run checkpoints and stops) instead of waiting for it
-    process = _CONTEXT.Process(target=_child_main, args=(spec,), name=name, daemon=True)
-    process.start()
-    child = RunProcess(process)
-    deadline = time.monotonic() + _SESSION_WAIT_SECONDS
-    while child.poll() is None and time.monotonic() < deadline:
-        try:
-            if os.getpgid(child.pid) == child.pid:
-                break
-        except ProcessLookupError:
-            break
-        time.sleep(0.001)
-    return child
-
-
-def _child_main(spec: ChildSpec) -> None:
-    """In the forked child: become the run's process, call the entry, exit as a Python
-    process exits (atexit handlers included)."""
-    os.setsid()  # the worker signals the run and everything it started as one group
-    _die_with_service(spec.service_pid)
-    # multiprocessing hands every child the write end of the pipe whose EOF tells the
-    # fork server that the service is gone (so that a child could fork more): a run
-    # holding it would keep the fork server, and so itself, alive after the service
-    server = vars(forkserver._forkserver)  # private to multiprocessing, hence untyped
-    if server.get("_forkserver_alive_fd") is not None:
-        os.close(server["_forkserver_alive_fd"])
-        server["_forkserver_alive_fd"] = None
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not None:
-            stream.flush()
-    _redirect(0, os.devnull, os.O_RDONLY)
-    _redirect(1, spec.stdout, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    _redirect(2, spec.stderr, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    os.chdir(spec.cwd)
-    os.environ.clear()
-    os.environ.update(spec.environ)
-    module, _, function = spec.entry.partition(":")
-    sys.argv = [spec.entry, *spec.args]
-    try:
-        code = getattr(importlib.import_module(module), function)(list(spec.args))
-    finally:
-        # the fork server's children leave by os._exit, which skips atexit
-        atexit._run_exitfuncs()
-    sys.exit(code)
-
-
-def _die_with_service(service_pid: int) -> None:
-    """SIGKILL this run's group the moment the service is gone: a thread waits on a
-    pidfd of the service. Without pidfds (Linux before 5.3), die with the fork server
-    instead (PR_SET_PDEATHSIG), which exits once the service is gone, a little later."""
-    try:
-        service = os.pidfd_open(service_pid)
-    except ProcessLookupError:
-        os._exit(1)
-    except (AttributeError, OSError):
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != _FORK_SERVER_PID:  # it died before prctl took effect
-            os._exit(1)
-        return
-
-    def watch() -> None:
-        select.select([service], [], [])  # readable once the service has exited
-        os.killpg(0, signal.SIGKILL)
-
-    threading.Thread(target=watch, name="gepa-service-watch", daemon=True).start()
-
-
-def _redirect(fd: int, path: str, flags: int) -> None:
-    opened = os.open(path, flags, 0o644)
-    os.dup2(opened, fd)
-    os.close(opened)
+def start_child(spec: ChildSpec) -> RunProcess:
+    return _SERVER.start_child(spec)

@@ -2,7 +2,7 @@
 
 A run never executes inside the service process: a child (`gepa run --json`, or
 `gepa resume RUN_DIR` when the run directory already has a checkpoint), forked from a
-pre-imported fork server (launch.py), does the work, so a crash of the run cannot take
+pre-imported fork server (forkserver.py), does the work, so a crash of the run cannot take
 the service down, and a killed service takes its children with it, leaving no orphan
 writing a run dir that a restarted service is about to resume. A worker that cannot
 renew its lease (its database is gone) stops its child before the lease runs out, so a
@@ -182,7 +182,7 @@ class Executor:
         spec = child_spec(request, settings, resume)
         for log_path in (spec.stdout, spec.stderr):
             Path(log_path).touch()
-        proc = start_child(spec, name=f"run {request.request_id}")
+        proc = start_child(spec)
         try:
             self.queue.mark_running(request.request_id, owner, proc.pid)
             returncode, stop_sent = self._supervise(proc, request, owner, run_dir, meter)
@@ -256,7 +256,10 @@ class Executor:
         returncode, stop_sent, before = outcome
         manifest = _read_manifest(run_dir, before)
         facts = _summary(run_dir, manifest)
-        if returncode == 0 and manifest is not None and manifest.state == "finished":
+        if manifest is not None and manifest.state == "finished":
+            # finished during this attempt, even if not by our child: a holder whose
+            # lease expired while its run went on (a stalled heartbeat) may finish it
+            # just before our resume, which then refuses a finished run
             self._finish(request, owner, "succeeded", manifest=facts)
         elif self.stopping.is_set() and stop_sent is None:
             # stopped (or killed) by our shutdown, not by its own failure: a worker

@@ -3,8 +3,9 @@ forks each run's child from there (launch.py is its client, in the service).
 
     python -m gepa_cli.service.forkserver
 
-It reads one JSON request per line on stdin (``{"id", "spec"}``) and answers on stdout
-with ``{"id", "pid"}`` once the child is forked and ``{"pid", "status"}`` once it has
+Once it has imported gepa-cli it says ``{"ready": true}`` on stdout; then it reads one
+JSON request per line on stdin (``{"id", "spec"}``) and answers with ``{"id", "pid"}``
+once the child is forked and ``{"pid", "status"}`` once it has
 exited (the status as `subprocess` gives it: negative for a signal). It exits when
 stdin closes, that is when the service is gone.
 
@@ -58,6 +59,8 @@ def serve() -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)  # the wakeup fd does the waking
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the service's to relay
     answers = sys.stdout.buffer
+    answers.write(b'{"ready": true}\n')  # the imports are done: runs may be asked for
+    answers.flush()
     selector = selectors.DefaultSelector()
     selector.register(0, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)

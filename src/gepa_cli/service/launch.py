@@ -93,6 +93,7 @@ class ForkServer:
         self._children: dict[int, RunProcess] = {}
 
     def warm(self) -> None:
+        """Start it and wait until it has imported gepa-cli."""
         with self._lock:
             self._ensure()
 
@@ -131,6 +132,15 @@ class ForkServer:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
+        assert server.stdout is not None
+        # a worker asks for its run while holding a lease: the imports happen before
+        # (at the service's start, see `warm`), not while the lease runs down
+        if not server.stdout.readline():
+            server.wait()
+            raise LaunchError(
+                f"the fork server exited {server.returncode} before it was ready; "
+                "see the service's log"
+            )
         self._server = server
         threading.Thread(
             target=self._read, args=(server,), name="gepa-forkserver", daemon=True
@@ -165,7 +175,7 @@ _SERVER = ForkServer()
 
 
 def warm() -> None:
-    """Start the fork server now rather than at the first run."""
+    """Start the fork server now (and wait for it) rather than at the first run."""
     _SERVER.warm()
 
 

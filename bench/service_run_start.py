@@ -91,7 +91,7 @@ def main() -> None:
             cache={"mode": "off"},
         )
         warm()
-        server_pid = launch._SERVER._ensure().pid
+        server_pid = launch._SERVER._ensure().popen.pid
         forked_run(config, Path(tmp) / "warmup", 0)  # first fork pages in the server
         fresh = measure(exec_run, config, Path(tmp) / "exec", args.runs, None)
         forked = measure(forked_run, config, Path(tmp) / "fork", args.runs, server_pid)

@@ -95,7 +95,7 @@ def test_a_missing_entry_fails_the_child_not_the_caller(tmp_path: Path) -> None:
 
 def test_a_dead_fork_server_takes_its_children_and_is_started_again(tmp_path: Path) -> None:
     sleeper = start_child(_spec(tmp_path, "60", entry="launch_probe:sleep"))
-    server = launch._SERVER._ensure()
+    server = launch._SERVER._ensure().popen
     server.kill()
     assert sleeper.wait(timeout=30) == -signal.SIGKILL
     deadline = time.monotonic() + 30
@@ -103,4 +103,4 @@ def test_a_dead_fork_server_takes_its_children_and_is_started_again(tmp_path: Pa
         time.sleep(0.01)
     assert not pid_alive(sleeper.pid), "a child outlived its fork server"
     assert start_child(_spec(tmp_path, "0")).wait(timeout=30) == 0
-    assert launch._SERVER._ensure().pid != server.pid
+    assert launch._SERVER._ensure().popen.pid != server.pid

@@ -128,6 +128,8 @@ def _child_main(spec: dict[str, Any], server_pid: int) -> None:
 
         code = _exit_code(call)
         atexit._run_exitfuncs()
+    except BaseException:
+        traceback.print_exc()  # to the run's log, or the service's if before that
     finally:
         with contextlib.suppress(Exception):
             sys.stdout.flush()

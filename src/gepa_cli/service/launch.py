@@ -81,16 +81,24 @@ class _Started:
         self.done = threading.Event()
 
 
+class _Server:
+    """One fork server process and what it was asked for: a replacement (after it
+    died) starts with none of its predecessor's children."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.starting: dict[int, _Started] = {}
+        self.children: dict[int, RunProcess] = {}
+
+
 class ForkServer:
     """The service's handle on its fork server, started on first use and again if it
     dies (its children die with it: they are reported killed)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._server: subprocess.Popen[bytes] | None = None
+        self._server: _Server | None = None
         self._ids = itertools.count()
-        self._starting: dict[int, _Started] = {}
-        self._children: dict[int, RunProcess] = {}
 
     def warm(self) -> None:
         """Start it and wait until it has imported gepa-cli."""
@@ -102,17 +110,17 @@ class ForkServer:
         with self._lock:
             server = self._ensure()
             request_id = next(self._ids)
-            self._starting[request_id] = started
+            server.starting[request_id] = started
             request = {"id": request_id, "spec": dataclasses.asdict(spec)}
-            assert server.stdin is not None
+            assert server.popen.stdin is not None
             try:
-                server.stdin.write(orjson.dumps(request) + b"\n")
-                server.stdin.flush()
+                server.popen.stdin.write(orjson.dumps(request) + b"\n")
+                server.popen.stdin.flush()
             except OSError:
                 pass  # it died: its reader reports that below
         if not started.done.wait(_START_TIMEOUT_SECONDS) or started.child is None:
             with self._lock:
-                self._starting.pop(request_id, None)
+                server.starting.pop(request_id, None)
             raise LaunchError("the fork server did not start the run; see the service's log")
         child = started.child
         # as with Popen(start_new_session=True), its group exists once we hand it out
@@ -124,51 +132,49 @@ class ForkServer:
             break
         return child
 
-    def _ensure(self) -> subprocess.Popen[bytes]:
-        if self._server is not None and self._server.poll() is None:
+    def _ensure(self) -> _Server:
+        if self._server is not None and self._server.popen.poll() is None:
             return self._server
-        server = subprocess.Popen(
+        popen = subprocess.Popen(
             [sys.executable, "-m", "gepa_cli.service.forkserver"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        assert server.stdout is not None
+        assert popen.stdout is not None
         # a worker asks for its run while holding a lease: the imports happen before
         # (at the service's start, see `warm`), not while the lease runs down
-        if not server.stdout.readline():
-            server.wait()
+        if not popen.stdout.readline():
+            popen.wait()
             raise LaunchError(
-                f"the fork server exited {server.returncode} before it was ready; "
+                f"the fork server exited {popen.returncode} before it was ready; "
                 "see the service's log"
             )
-        self._server = server
+        server = self._server = _Server(popen)
         threading.Thread(
             target=self._read, args=(server,), name="gepa-forkserver", daemon=True
         ).start()
         return server
 
-    def _read(self, server: subprocess.Popen[bytes]) -> None:
-        assert server.stdout is not None
-        for line in server.stdout:
+    def _read(self, server: _Server) -> None:
+        assert server.popen.stdout is not None
+        for line in server.popen.stdout:
             answer = orjson.loads(line)
             with self._lock:
                 pid = int(answer["pid"])
                 if "id" in answer:
-                    self._children[pid] = RunProcess(pid)
-                    if (started := self._starting.pop(answer["id"], None)) is not None:
-                        started.child = self._children[pid]
+                    server.children[pid] = RunProcess(pid)
+                    if (started := server.starting.pop(answer["id"], None)) is not None:
+                        started.child = server.children[pid]
                         started.done.set()
-                elif (exited := self._children.pop(pid, None)) is not None:
+                elif (exited := server.children.pop(pid, None)) is not None:
                     exited._exit(int(answer["status"]))
-        server.wait()
+        server.popen.wait()
         with self._lock:
             # gone: its children died with it, and what was asked of it never came
-            for child in self._children.values():
+            for child in server.children.values():
                 child._exit(-signal.SIGKILL)
-            self._children.clear()
-            for started in self._starting.values():
+            for started in server.starting.values():
                 started.done.set()
-            self._starting.clear()
 
 
 _SERVER = ForkServer()

@@ -9,9 +9,11 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from gepa_cli.artifacts.liveness import pid_alive
 from gepa_cli.service import launch
-from gepa_cli.service.launch import ChildSpec, start_child
+from gepa_cli.service.launch import ChildSpec, LaunchError, start_child
 
 # what a child sees, written to its stdout; it sits in the child's working directory,
 # which the child has first on sys.path as `python -m` would
@@ -104,3 +106,14 @@ def test_a_dead_fork_server_takes_its_children_and_is_started_again(tmp_path: Pa
     assert not pid_alive(sleeper.pid), "a child outlived its fork server"
     assert start_child(_spec(tmp_path, "0")).wait(timeout=30) == 0
     assert launch._SERVER._ensure().popen.pid != server.pid
+
+
+def test_a_fork_server_that_cannot_start_is_a_one_line_typed_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(launch.sys, "executable", "/bin/false")
+    with pytest.raises(LaunchError) as caught:
+        launch.ForkServer().warm()
+    assert caught.value.error_code == "fork_server_error"
+    assert caught.value.one_line().startswith("the fork server exited 1 before it was ready;")
+    assert "\n" not in caught.value.one_line()

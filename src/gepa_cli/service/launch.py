@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from gepa_cli.service.errors import ServiceError
+
 _START_TIMEOUT_SECONDS = 60.0
 
 
@@ -41,8 +43,10 @@ class ChildSpec:
     service_pid: int = dataclasses.field(default_factory=os.getpid)
 
 
-class LaunchError(RuntimeError):
+class LaunchError(ServiceError):
     """The fork server could not start a child (it failed to start, or died)."""
+
+    error_code = "fork_server_error"
 
 
 class RunProcess:
@@ -121,7 +125,10 @@ class ForkServer:
         if not started.done.wait(_START_TIMEOUT_SECONDS) or started.child is None:
             with self._lock:
                 server.starting.pop(request_id, None)
-            raise LaunchError("the fork server did not start the run; see the service's log")
+            raise LaunchError(
+                "the fork server did not start the run",
+                hint="its error is in the service's log; the request is retried",
+            )
         child = started.child
         # as with Popen(start_new_session=True), its group exists once we hand it out
         while child.poll() is None:
@@ -146,8 +153,9 @@ class ForkServer:
         if not popen.stdout.readline():
             popen.wait()
             raise LaunchError(
-                f"the fork server exited {popen.returncode} before it was ready; "
-                "see the service's log"
+                f"the fork server exited {popen.returncode} before it was ready",
+                hint="its error is in the service's log; check that gepa-cli imports "
+                f"with {sys.executable}",
             )
         server = self._server = _Server(popen)
         threading.Thread(

@@ -393,6 +393,8 @@ class WorkerPool:
                 if time.monotonic() - last_beat >= beat_every:
                     self.queue.workers.beat(owner, self.host, "idle", None)
                     last_beat = time.monotonic()
+            except GepaCliError as error:  # a typed error says enough in one line
+                log.error("worker %s: %s; retrying", owner, error.one_line())
             except Exception:
                 log.exception("worker %s: unexpected error; retrying", owner)
             self.wake.wait(self.settings.poll_seconds)
